@@ -1,0 +1,114 @@
+"""`python -m edge`: run the configured cameras, or enroll a new one with the server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from edge.camera import CameraRunner
+from edge.config import ConfigError, EdgeConfig, load_config
+from edge.logs import setup_logging
+from edge.metrics import ProcessCpu
+from edge.sources import create_source
+from edge.uplink import ServerClient, ServerError, enroll
+
+log = logging.getLogger("edge")
+
+DEFAULT_CONFIG = os.environ.get("LIVECAM_EDGE_CONFIG", "edge.toml")
+
+
+async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None) -> None:
+    """Serve every camera in ``config`` until ``stop`` (or SIGINT/SIGTERM)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Not possible outside the main thread (tests run the edge in a thread).
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    cpu = ProcessCpu()
+    runners = [
+        CameraRunner(
+            cam.id,
+            create_source(cam.id, cam.kind, cam.options),
+            ServerClient(config.server, cam.id, cam.credential),
+            heartbeat_interval_s=config.heartbeat_interval_s,
+            stall_timeout_s=config.stall_timeout_s,
+            cpu=cpu,
+        )
+        for cam in config.cameras
+    ]
+    log.info(
+        "edge starting cameras=%s server=%s", ",".join(c.id for c in config.cameras), config.server
+    )
+    await asyncio.gather(*(r.run(stop) for r in runners))
+    log.info("edge stopped")
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    """Exchange the code, store the credential (0600) and add the camera to the config."""
+    try:
+        result = asyncio.run(enroll(args.server, args.code))
+    except ServerError as exc:
+        print(f"enroll failed: {exc}", file=sys.stderr)
+        return 1
+    config = Path(args.config)
+    cred_file = config.parent / f"{result.camera_id}.credential"
+    _write_private(cred_file, result.credential + "\n")
+    block = (
+        f'\n[[camera]]\nid = "{result.camera_id}"\ncredential_file = "{cred_file.name}"\n'
+        f'source = {{ kind = "{args.source}" }}\n'
+    )
+    existing = config.read_text() if config.exists() else f'server = "{args.server}"\n'
+    config.write_text(existing + block)
+    print(f"enrolled camera {result.camera_id}: credential in {cred_file}, config {config}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run until interrupted."""
+    try:
+        config = load_config(Path(args.config))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level or config.log_level)
+    try:
+        asyncio.run(run_edge(config))
+    except ValueError as exc:  # a source option the source refuses
+        log.error("cannot start error=%s", exc)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python -m edge`."""
+    parser = argparse.ArgumentParser(prog="python -m edge", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="publish the configured cameras (default)")
+    run.add_argument("--config", default=DEFAULT_CONFIG, help="edge TOML (default: %(default)s)")
+    run.add_argument("--log-level", default=None)
+    en = sub.add_parser("enroll", help="exchange an enrollment code for a credential")
+    en.add_argument("--server", required=True, help="e.g. https://cams.example.com")
+    en.add_argument("--code", required=True, help="the one-time code shown by the server")
+    en.add_argument("--config", default=DEFAULT_CONFIG)
+    en.add_argument("--source", default="picamera2", help="source kind for the new camera")
+    args = parser.parse_args(argv)
+    if args.command == "enroll":
+        return cmd_enroll(args)
+    if args.command is None:
+        args = run.parse_args([])
+    return cmd_run(args)

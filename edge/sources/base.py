@@ -1,0 +1,109 @@
+"""The interface every camera source implements, and the small helpers they share.
+
+A source runs in its own thread (camera APIs, pipes and demuxers block) and hands each
+complete H.264 access unit to a sink together with the wall-clock time the picture was
+taken. The sink must be cheap: the publisher copies the bytes into LiveKit and returns.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from edge.h264 import AccessUnit
+
+
+class SourceError(RuntimeError):
+    """A source failed; the camera runner logs it and restarts the source after a backoff."""
+
+
+class FatalSourceError(SourceError):
+    """A source can never work as configured (wrong codec, missing program): no retry loop
+    hammering it, the runner retries slowly and the message tells the operator the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedFrame:
+    """One access unit as it left the camera."""
+
+    au: AccessUnit
+    capture_us: int  # wall clock, microseconds since the epoch, when the picture was taken
+    index: int  # per-source frame counter, from 0
+
+
+FrameSink = Callable[[CapturedFrame], None]
+
+
+class Source(Protocol):
+    """A camera: yields H.264 access units, never re-encoded by livecam."""
+
+    kind: str
+    #: True when request_keyframe() makes the next frame an IDR (encoder we control).
+    can_force_keyframe: bool
+
+    def run(self, sink: FrameSink, stop: threading.Event) -> None:
+        """Produce frames into ``sink`` until ``stop`` is set; raise SourceError on failure."""
+        ...
+
+    def request_keyframe(self) -> None:
+        """Ask for an IDR as soon as possible (a new viewer or packet loss); may be a no-op."""
+        ...
+
+
+def wall_us() -> int:
+    """Wall-clock microseconds since the epoch (the frame metadata clock)."""
+    return time.time_ns() // 1000
+
+
+class Pacer:
+    """Releases frames in real time from media timestamps, like `ffmpeg -re`.
+
+    Files have no clock of their own; without pacing the publisher would push a whole
+    file in a second. Sleeping on ``stop`` keeps shutdown immediate.
+    """
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._origin: float | None = None
+
+    def wait_until(self, media_s: float) -> bool:
+        """Block until ``media_s`` seconds after the first call; False if stopped."""
+        now = time.monotonic()
+        if self._origin is None:
+            self._origin = now - media_s
+        delay = self._origin + media_s - now
+        if delay < -1.0:
+            # Far behind (the process was starved): re-anchor instead of bursting frames.
+            self._origin = now - media_s
+            delay = 0.0
+        if delay > 0:
+            return not self._stop.wait(delay)
+        return not self._stop.is_set()
+
+    def restart(self) -> None:
+        """Start a new timeline (a looped file starts again at media time 0)."""
+        self._origin = None
+
+
+class SensorClock:
+    """Maps a camera's own timestamps (µs, arbitrary origin) to wall-clock capture time.
+
+    The offset is the smallest (arrival − sensor time) seen so far: the frame that reached
+    us fastest bounds the pipeline delay from below, so capture times are never later
+    than the truth by more than that fastest frame's encode time, and they do not drift
+    when one frame is delayed.
+    """
+
+    def __init__(self) -> None:
+        self._offset: int | None = None
+
+    def capture_us(self, sensor_us: int, arrival_us: int | None = None) -> int:
+        """The wall-clock capture time of a frame stamped ``sensor_us`` by the camera."""
+        arrival = wall_us() if arrival_us is None else arrival_us
+        offset = arrival - sensor_us
+        if self._offset is None or offset < self._offset:
+            self._offset = offset
+        return sensor_us + self._offset

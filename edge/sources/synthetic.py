@@ -1,0 +1,136 @@
+"""A synthetic camera: a moving picture with a frame counter and clock, encoded live.
+
+Encodes like a Pi's hardware encoder is configured (constrained baseline, no B-frames,
+zero-latency, fixed GOP), so everything downstream sees the same kind of stream a real
+camera sends. The visible counter and clock make latency and freezes obvious by eye.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fractions
+import logging
+import threading
+
+import av
+import numpy as np
+from av.video.frame import PictureType
+from PIL import Image, ImageDraw, ImageFont
+
+from edge.h264 import AccessUnitReader
+from edge.sources.base import CapturedFrame, FrameSink, Pacer, SourceError, wall_us
+
+log = logging.getLogger("edge.sources.synthetic")
+
+
+class SyntheticSource:
+    """Renders and encodes frames in real time with libx264 (PyAV)."""
+
+    kind = "synthetic"
+    can_force_keyframe = True
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        width: int = 1280,
+        height: int = 720,
+        fps: int = 30,
+        bitrate_kbps: int = 2000,
+        gop_s: float = 1.0,
+    ) -> None:
+        if width % 2 or height % 2 or width < 64 or height < 64:
+            raise ValueError(f"synthetic size must be even and ≥ 64×64, got {width}×{height}")
+        if not 1 <= fps <= 120:
+            raise ValueError(f"synthetic fps must be 1..120, got {fps}")
+        self.name = name
+        self.width = width
+        self.height = height
+        self.fps = fps
+        self.bitrate_kbps = bitrate_kbps
+        self.gop = max(1, round(gop_s * fps))
+        self._keyframe_wanted = threading.Event()
+        yy, xx = np.mgrid[0:height, 0:width]
+        self._ramp = ((xx + yy) // 4 % 256).astype(np.uint8)
+        self._font = ImageFont.load_default(size=max(12, height // 16))
+        self._band_h = max(16, height // 12)
+
+    def request_keyframe(self) -> None:
+        """The next encoded frame will be an IDR."""
+        self._keyframe_wanted.set()
+
+    def _encoder(self) -> av.video.codeccontext.VideoCodecContext:
+        cc = av.CodecContext.create("libx264", "w")
+        cc.width = self.width
+        cc.height = self.height
+        cc.pix_fmt = "yuv420p"
+        cc.time_base = fractions.Fraction(1, self.fps)
+        cc.framerate = fractions.Fraction(self.fps, 1)
+        cc.bit_rate = self.bitrate_kbps * 1000
+        kbps = self.bitrate_kbps
+        cc.options = {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "profile": "baseline",
+            "threads": "1",
+            # Headers before every IDR so a viewer can start at any keyframe, IDRs only at
+            # the GOP (no scene cuts), and a VBV cap like a camera's rate control.
+            "x264-params": (
+                f"keyint={self.gop}:min-keyint={self.gop}:scenecut=0:bframes=0:"
+                f"repeat-headers=1:forced-idr=1:vbv-maxrate={kbps}:vbv-bufsize={kbps}"
+            ),
+        }
+        cc.open()
+        return cc
+
+    def _picture(self, index: int, now_us: int) -> av.VideoFrame:
+        h, w = self.height, self.width
+        y = self._ramp + np.uint8((index * 3) % 256)
+        # A bright box sweeping across makes motion and frame order visible.
+        box = max(8, h // 6)
+        x0 = (index * max(2, w // 120)) % (w - box)
+        y0 = (h - box) // 2
+        y[y0 : y0 + box, x0 : x0 + box] = 235
+        stamp = dt.datetime.fromtimestamp(now_us / 1e6, tz=dt.UTC).strftime("%H:%M:%S.%f")[:-3]
+        band = Image.new("L", (w, self._band_h), 16)
+        ImageDraw.Draw(band).text(
+            (8, 0), f"{self.name}  #{index:06d}  {stamp} UTC", fill=235, font=self._font
+        )
+        y[0 : self._band_h, :] = np.asarray(band)
+        u = np.full((h // 2, w // 2), 128 + (index % 64), np.uint8)
+        v = np.full((h // 2, w // 2), 160 - (index % 64), np.uint8)
+        frame = av.VideoFrame.from_ndarray(
+            np.concatenate([y, u.reshape(-1, w), v.reshape(-1, w)]), format="yuv420p"
+        )
+        return frame
+
+    def run(self, sink: FrameSink, stop: threading.Event) -> None:
+        """Render, encode and emit frames at ``fps`` until stopped."""
+        try:
+            encoder = self._encoder()
+        except av.error.FFmpegError as exc:
+            raise SourceError(f"{self.name}: cannot open libx264: {exc}") from exc
+        reader = AccessUnitReader(name=self.name)
+        pacer = Pacer(stop)
+        log.info(
+            "synthetic source started camera=%s size=%dx%d fps=%d gop=%d bitrate_kbps=%d",
+            self.name,
+            self.width,
+            self.height,
+            self.fps,
+            self.gop,
+            self.bitrate_kbps,
+        )
+        index = 0
+        while pacer.wait_until(index / self.fps):
+            capture_us = wall_us()
+            frame = self._picture(index, capture_us)
+            frame.pts = index
+            if self._keyframe_wanted.is_set():
+                self._keyframe_wanted.clear()
+                frame.pict_type = PictureType.I
+            for packet in encoder.encode(frame):
+                au = reader.push_access_unit(bytes(packet))
+                if au is not None:
+                    sink(CapturedFrame(au=au, capture_us=capture_us, index=index))
+            index += 1

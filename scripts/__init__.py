@@ -1,0 +1,1 @@
+"""Developer helpers: the dev stack used by the demo, the tests and the benchmarks."""

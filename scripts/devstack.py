@@ -1,0 +1,390 @@
+"""Start the real stack (livekit-server, the API, edge publishers) as child processes.
+
+One implementation for `./run demo`, the integration tests and the benchmarks, so all
+three exercise exactly the same programs a user runs. Every process gets its own log
+file, is started in its own process group and is stopped (TERM, then KILL) on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+LIVEKIT_CONFIG_TEMPLATE = ROOT / "webrtc" / "livekit-dev.yaml"
+
+
+class StackError(RuntimeError):
+    """A process of the stack failed to start; the message includes its log's tail."""
+
+
+def free_tcp_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_udp_range(count: int, low: int = 30000, high: int = 60000) -> int:
+    """The first port of ``count`` consecutive UDP ports that are all free."""
+    rng = secrets.SystemRandom()
+    for _ in range(200):
+        start = rng.randrange(low, high - count)
+        socks: list[socket.socket] = []
+        try:
+            for port in range(start, start + count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return start
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise StackError(f"no {count} consecutive free UDP ports")
+
+
+def livekit_binary() -> str:
+    """The pinned livekit-server, built on first use by webrtc/install-livekit.sh."""
+    env_bin = os.environ.get("LIVEKIT_SERVER_BIN")
+    if env_bin and Path(env_bin).is_file():
+        return env_bin
+    out = subprocess.run(
+        [str(ROOT / "webrtc" / "install-livekit.sh")], check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+@dataclass
+class ManagedProcess:
+    """A child process with its log file; ``stop`` is idempotent."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    env: dict[str, str]
+    cwd: Path = ROOT
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Spawn it (in a new session so its whole group can be signalled)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        log.write(f"\n=== start {' '.join(self.argv)}\n".encode())
+        log.flush()
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,
+        )
+        log.close()
+
+    @property
+    def running(self) -> bool:
+        """True while the process lives."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
+        """Ask politely, then kill the whole process group."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """Crash it (SIGKILL), as a power cut or OOM would."""
+        self.stop(timeout=5.0, sig=signal.SIGKILL)
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of its log, for error messages."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def wait_until(self, check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+        """Poll ``check`` until true; StackError with the log tail if it dies or times out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise StackError(f"{self.name} exited while waiting for {what}:\n{self.log_tail()}")
+            with contextlib.suppress(Exception):
+                if check():
+                    return
+            time.sleep(0.1)
+        raise StackError(f"{self.name}: {what} not ready after {timeout:.0f}s:\n{self.log_tail()}")
+
+
+def _http_ok(url: str) -> Callable[[], bool]:
+    return lambda: httpx.get(url, timeout=1.0).status_code < 500
+
+
+@dataclass
+class LiveKit:
+    """A running livekit-server on loopback."""
+
+    port: int
+    tcp_port: int
+    udp_start: int
+    api_key: str
+    api_secret: str
+    process: ManagedProcess
+
+    @property
+    def url(self) -> str:
+        """WebSocket URL for clients."""
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        """HTTP URL (health, Twirp API)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start (or restart after stop/kill) on the same ports and wait until it answers."""
+        self.process.start()
+        self.process.wait_until(_http_ok(self.http_url), "livekit-server HTTP")
+
+    def stop(self) -> None:
+        """Stop gracefully."""
+        self.process.stop()
+
+
+def start_livekit(
+    workdir: Path,
+    *,
+    webhook_url: str,
+    api_key: str | None = None,
+    api_secret: str | None = None,
+    port: int | None = None,
+    tcp_port: int | None = None,
+    udp_start: int | None = None,
+) -> LiveKit:
+    """Render webrtc/livekit-dev.yaml with free ports and start the pinned server."""
+    api_key = api_key or "dev" + secrets.token_hex(4)
+    api_secret = api_secret or secrets.token_urlsafe(32)
+    port = port or free_tcp_port()
+    tcp_port = tcp_port or free_tcp_port()
+    udp_start = udp_start or free_udp_range(60)
+    config = string.Template(LIVEKIT_CONFIG_TEMPLATE.read_text()).substitute(
+        port=port,
+        tcp_port=tcp_port,
+        udp_start=udp_start,
+        udp_end=udp_start + 29,
+        turn_udp_port=udp_start + 30,
+        relay_start=udp_start + 31,
+        relay_end=udp_start + 59,
+        api_key=api_key,
+        webhook_url=webhook_url,
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_path = workdir / "livekit.yaml"
+    config_path.write_text(config)
+    env = {**os.environ, "LIVEKIT_KEYS": f"{api_key}: {api_secret}"}
+    proc = ManagedProcess(
+        "livekit-server",
+        [livekit_binary(), "--config", str(config_path)],
+        workdir / "livekit.log",
+        env,
+    )
+    lk = LiveKit(port, tcp_port, udp_start, api_key, api_secret, proc)
+    lk.start()
+    return lk
+
+
+@dataclass
+class Api:
+    """A running livecam API server."""
+
+    port: int
+    data_dir: Path
+    process: ManagedProcess
+    admin_key: str = ""
+
+    @property
+    def url(self) -> str:
+        """Base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start (or restart) and wait for /api/health; reads the bootstrap admin key."""
+        self.process.start()
+        self.process.wait_until(_http_ok(self.url + "/api/health"), "API /api/health")
+        self.admin_key = (self.data_dir / "admin.key").read_text().strip()
+
+    def stop(self) -> None:
+        """Stop gracefully."""
+        self.process.stop()
+
+    def client(self) -> httpx.Client:
+        """An admin-authenticated HTTP client."""
+        return httpx.Client(
+            base_url=self.url,
+            timeout=10.0,
+            headers={"Authorization": f"Bearer {self.admin_key}"},
+        )
+
+
+def api_env(data_dir: Path, livekit: LiveKit, port: int) -> dict[str, str]:
+    """Environment for `python -m app` pointing at ``livekit``."""
+    return {
+        **os.environ,
+        "LIVECAM_DATA": str(data_dir),
+        "LIVECAM_HOST": "127.0.0.1",
+        "LIVECAM_PORT": str(port),
+        "LIVEKIT_URL": livekit.url,
+        "LIVEKIT_PUBLIC_URL": livekit.url,
+        "LIVEKIT_API_KEY": livekit.api_key,
+        "LIVEKIT_API_SECRET": livekit.api_secret,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def prepare_api(workdir: Path, port: int | None = None) -> tuple[int, Path]:
+    """Pick the API port first: livekit-server needs the webhook URL at start."""
+    return port or free_tcp_port(), workdir / "data"
+
+
+def start_api(workdir: Path, livekit: LiveKit, port: int, data_dir: Path) -> Api:
+    """Start the API server against ``livekit``."""
+    proc = ManagedProcess(
+        "api",
+        [sys.executable, "-m", "app"],
+        workdir / "api.log",
+        api_env(data_dir, livekit, port),
+    )
+    api = Api(port, data_dir, proc)
+    api.start()
+    return api
+
+
+def create_camera(api: Api, name: str, camera_id: str | None = None) -> tuple[str, str]:
+    """Create a camera (or reuse an existing one) and enroll it: (camera id, credential)."""
+    with api.client() as c:
+        body: dict[str, Any] = {"name": name}
+        if camera_id:
+            body["id"] = camera_id
+        resp = c.post("/api/cameras", json=body)
+        if resp.status_code == 409 and camera_id:
+            resp = c.post(f"/api/cameras/{camera_id}/enrollment")
+            resp.raise_for_status()
+            code = resp.json()["code"]
+            cam_id = camera_id
+        else:
+            resp.raise_for_status()
+            cam_id = resp.json()["camera"]["id"]
+            code = resp.json()["enrollment"]["code"]
+        enrolled = httpx.post(f"{api.url}/api/edge/enroll", json={"code": code}, timeout=10)
+        enrolled.raise_for_status()
+        return cam_id, str(enrolled.json()["credential"])
+
+
+@dataclass
+class EdgeCamera:
+    """One camera entry of an edge config."""
+
+    camera_id: str
+    credential: str
+    source: dict[str, Any]
+
+
+def toml_value(value: Any) -> str:
+    """A TOML literal for str/int/float/bool (enough for edge configs)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_edge_config(path: Path, server: str, cameras: list[EdgeCamera], **extra: Any) -> Path:
+    """Write an edge TOML with inline credentials."""
+    lines = [f"server = {toml_value(server)}"]
+    lines += [f"{k} = {toml_value(v)}" for k, v in extra.items()]
+    for cam in cameras:
+        source = ", ".join(f"{k} = {toml_value(v)}" for k, v in cam.source.items())
+        lines += [
+            "",
+            "[[camera]]",
+            f"id = {toml_value(cam.camera_id)}",
+            f"credential = {toml_value(cam.credential)}",
+            f"source = {{ {source} }}",
+        ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def start_edge(workdir: Path, config: Path, name: str = "edge") -> ManagedProcess:
+    """Start `python -m edge run --config ...`."""
+    proc = ManagedProcess(
+        name,
+        [sys.executable, "-m", "edge", "run", "--config", str(config)],
+        workdir / f"{name}.log",
+        {**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    proc.start()
+    return proc
+
+
+@dataclass
+class Stack:
+    """LiveKit + API, and whatever edges were started on them."""
+
+    workdir: Path
+    livekit: LiveKit
+    api: Api
+    edges: list[ManagedProcess] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop everything, edges first."""
+        for edge in self.edges:
+            edge.stop()
+        self.api.stop()
+        self.livekit.stop()
+
+
+@contextlib.contextmanager
+def running_stack(workdir: Path, **livekit_args: Any) -> Iterator[Stack]:
+    """LiveKit and the API on free loopback ports; everything stopped on exit."""
+    port, data_dir = prepare_api(workdir)
+    livekit = start_livekit(
+        workdir, webhook_url=f"http://127.0.0.1:{port}/api/livekit/webhook", **livekit_args
+    )
+    stack: Stack | None = None
+    try:
+        api = start_api(workdir, livekit, port, data_dir)
+        stack = Stack(workdir, livekit, api)
+        yield stack
+    finally:
+        if stack is not None:
+            stack.close()
+        else:
+            livekit.stop()
