@@ -1,0 +1,64 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api import cameras, edge, health, webhook
+from app.clock import utc_now
+from app.db import make_engine, make_session_factory
+from app.errors import install_error_handlers
+from app.rooms import LiveKitProbe, LiveKitRooms
+from app.schemas import ErrorResponse
+from app.settings import Settings, load_settings
+
+DESCRIPTION = """\
+Identity, tokens, cameras, enrollment and health for livecam.
+
+Admin endpoints take `Authorization: Bearer <admin key>`; edge endpoints take
+`Authorization: Bearer <edge credential>`. Every error is
+`{"error": {"code": "...", "message": "..."}}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Builds the app. The database must already be migrated (`python -m app` does it).
+
+    Swappable parts live on `app.state`: `clock` (returns aware UTC datetimes),
+    `rooms` (LiveKit RoomService) and `livekit_probe`.
+    """
+    settings = settings or load_settings()
+    settings.ensure_data_dir()
+    engine = make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="livecam", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.clock = utc_now
+    app.state.rooms = LiveKitRooms(
+        settings.livekit_url,
+        settings.livekit_api_key,
+        settings.livekit_api_secret.get_secret_value(),
+    )
+    app.state.livekit_probe = LiveKitProbe(timeout_s=2.0, ttl_s=5.0)
+
+    install_error_handlers(app)
+    # Documents our error shape instead of FastAPI's default 422 body.
+    invalid: dict[int | str, dict[str, object]] = {
+        422: {"model": ErrorResponse, "description": "Invalid request"}
+    }
+    app.include_router(cameras.router, responses=invalid)
+    app.include_router(edge.router, responses=invalid)
+    app.include_router(health.router)
+    app.include_router(webhook.router, responses=invalid)
+    return app

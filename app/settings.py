@@ -1,0 +1,110 @@
+"""Server settings, read from the environment and a `.env` file in the working directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+# LiveKit rejects HS256 secrets shorter than this.
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(Exception):
+    """The settings are missing or invalid; the message says which and how to fix it."""
+
+
+class Settings(BaseSettings):
+    """Every setting has an environment variable; see the aliases below."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+    data_dir: Path = Field(default=Path("data"), validation_alias="LIVECAM_DATA")
+    database_url: str = Field(default="", validation_alias="DATABASE_URL")
+
+    livekit_url: str = Field(default="ws://127.0.0.1:7880", validation_alias="LIVEKIT_URL")
+    livekit_public_url: str = Field(default="", validation_alias="LIVEKIT_PUBLIC_URL")
+    livekit_api_key: str = Field(default="", validation_alias="LIVEKIT_API_KEY")
+    livekit_api_secret: SecretStr = Field(
+        default=SecretStr(""), validation_alias="LIVEKIT_API_SECRET"
+    )
+
+    host: str = Field(default="127.0.0.1", validation_alias="LIVECAM_HOST")
+    port: int = Field(default=8080, ge=0, le=65535, validation_alias="LIVECAM_PORT")
+    log_level: LogLevel = Field(default="info", validation_alias="LIVECAM_LOG_LEVEL")
+
+    viewer_token_ttl: int = Field(default=600, ge=1, validation_alias="LIVECAM_VIEWER_TOKEN_TTL")
+    edge_token_ttl: int = Field(default=21600, ge=1, validation_alias="LIVECAM_EDGE_TOKEN_TTL")
+    heartbeat_timeout: float = Field(
+        default=30.0, gt=0, validation_alias="LIVECAM_HEARTBEAT_TIMEOUT"
+    )
+    enrollment_ttl: int = Field(default=86400, ge=1, validation_alias="LIVECAM_ENROLLMENT_TTL")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lower_log_level(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for key in ("LIVECAM_LOG_LEVEL", "log_level"):
+                if isinstance(data.get(key), str):
+                    data[key] = data[key].strip().lower()
+        return data
+
+    @model_validator(mode="after")
+    def _complete(self) -> Settings:
+        missing = [
+            name
+            for name, value in (
+                ("LIVEKIT_API_KEY", self.livekit_api_key),
+                ("LIVEKIT_API_SECRET", self.livekit_api_secret.get_secret_value()),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(
+                f"{' and '.join(missing)} must be set, in the environment or in .env "
+                "(LIVEKIT_API_KEY and LIVEKIT_API_SECRET are the API key pair that "
+                "livekit-server is configured with)"
+            )
+        if len(self.livekit_api_secret.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"LIVEKIT_API_SECRET must be at least {MIN_SECRET_LENGTH} characters long "
+                "(LiveKit requires it)"
+            )
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'livecam.db'}"
+        if not self.livekit_public_url:
+            self.livekit_public_url = self.livekit_url
+        return self
+
+    def ensure_data_dir(self) -> Path:
+        """Creates LIVECAM_DATA if it is missing and returns it."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir
+
+
+def load_settings() -> Settings:
+    """Reads the settings from the environment and `.env`; raises ConfigError when invalid."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {message}" if name else message)
+    return "invalid configuration: " + "; ".join(lines)
