@@ -31,3 +31,5 @@ def setup_logging(level: str = "info") -> None:
     root.setLevel(level.upper())
     # The LiveKit FFI logs every ICE candidate at info; keep the operator's view readable.
     logging.getLogger("livekit").setLevel(max(root.level, logging.WARNING))
+    # One line per heartbeat request is noise; failures are logged by the camera runner.
+    logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))

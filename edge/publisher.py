@@ -60,9 +60,9 @@ class Backoff:
 
     def next(self) -> float:
         """Seconds to wait before the next attempt."""
-        delay = min(self.cap, self.first * (2**self.attempt))
+        delay = min(self.cap, self.first * 2.0**self.attempt)
         self.attempt += 1
-        return delay * random.uniform(0.7, 1.3)
+        return float(delay * random.uniform(0.7, 1.3))
 
     def reset(self) -> None:
         """After a success."""
@@ -72,6 +72,9 @@ class Backoff:
 class LiveKitPublisher:
     """One camera's publication, kept alive across SFU and server restarts."""
 
+    #: How often LiveKit's encoder feedback (keyframe requests) is read. A plain sleep,
+    #: not a wait on an event, keeps this loop nearly free on a Pi Zero.
+    FEEDBACK_POLL_S = 0.1
     #: Keyframe requests closer together than this are merged (IDRs are expensive).
     KEYFRAME_MIN_INTERVAL_S = 0.5
 
@@ -237,8 +240,7 @@ class LiveKitPublisher:
             )
             while not stop.is_set() and not gone.is_set():
                 self._poll_feedback(source)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(gone.wait(), 0.05)
+                await asyncio.sleep(self.FEEDBACK_POLL_S)
             if gone.is_set():
                 log.warning("livekit disconnected camera=%s", self.camera_id)
         finally:

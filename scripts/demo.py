@@ -131,7 +131,7 @@ def main() -> int:
         print(
             f"""
 livecam demo is running ({args.cameras} synthetic cameras, {args.width}x{args.height}@{args.fps}).
-  API + dashboard   {api.url}/
+  API               {api.url}/api/health
   API docs          {api.url}/docs
   LiveKit           {livekit.url}
   admin key         {api.admin_key}   (also in {data / "admin.key"})
@@ -154,10 +154,10 @@ Press Ctrl-C to stop.
         return 1
     finally:
         print("demo: stopping...", file=sys.stderr)
-        for proc in (edge, api, livekit):
-            if proc is not None:
+        for stoppable in (edge, api, livekit):
+            if stoppable is not None:
                 with contextlib.suppress(Exception):
-                    proc.stop()
+                    stoppable.stop()
         print("demo: stopped.", file=sys.stderr)
 
 

@@ -7,6 +7,7 @@ are known exactly and can be checked at the subscriber.
 from __future__ import annotations
 
 import fractions
+from typing import Any
 from pathlib import Path
 
 import av
@@ -78,13 +79,14 @@ def make_h264_file(
     return path
 
 
-def decode_luma(path: Path) -> list[np.ndarray]:  # type: ignore[type-arg]
+def decode_luma(path: Path) -> list[np.ndarray[Any, np.dtype[np.uint8]]]:
     """Every frame's luma plane of ``path``, in decode order, as PyAV's decoder sees it."""
-    out = []
+    out: list[np.ndarray[Any, np.dtype[np.uint8]]] = []
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
             # The raw Y plane: format="gray" would rescale limited range to full range.
-            out.append(frame.to_ndarray(format="yuv420p")[: frame.height].copy())
+            planes = np.asarray(frame.to_ndarray(format="yuv420p"), dtype=np.uint8)
+            out.append(planes[: frame.height].copy())
     return out
 
 
