@@ -7,8 +7,8 @@ are known exactly and can be checked at the subscriber.
 from __future__ import annotations
 
 import fractions
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from scripts.devstack import Stack
+from scripts.viewer import ReceivedFrame
 from tests.integration.conftest import EdgeFactory, wait_status, watch
 
 pytestmark = pytest.mark.live
@@ -30,7 +31,7 @@ async def test_edge_republishes_after_livekit_is_killed_and_restarted(
     # A new viewer on the restarted SFU sees the camera again: the edge reconnected
     # and republished on its own.
     deadline = time.monotonic() + 90
-    frames = []
+    frames: list[ReceivedFrame] = []
     while time.monotonic() < deadline and not frames:
         viewer = await watch(stack, cam)
         try:
