@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from app.presence import CameraState, PublisherState
+from app.tokens import MintedToken
 
 CAMERA_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
 
@@ -82,6 +83,17 @@ class TokenOut(BaseModel):
     room: str
     identity: str
     expires_at: datetime
+
+    @classmethod
+    def of(cls, minted: MintedToken) -> TokenOut:
+        """The response for a token from app.tokens."""
+        return cls(
+            url=minted.url,
+            token=minted.token,
+            room=minted.room,
+            identity=minted.identity,
+            expires_at=minted.expires_at,
+        )
 
 
 # --- edge ----------------------------------------------------------------------------

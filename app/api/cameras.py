@@ -216,13 +216,7 @@ def viewer_token(
 ) -> TokenOut:
     camera = get_camera_or_404(session, camera_id)
     minted = mint_viewer_token(settings, camera.id)
-    return TokenOut(
-        url=minted.url,
-        token=minted.token,
-        room=minted.room,
-        identity=minted.identity,
-        expires_at=minted.expires_at,
-    )
+    return TokenOut.of(minted)
 
 
 @router.get(

@@ -53,13 +53,7 @@ def enroll(body: EnrollRequest, session: SessionDep, clock: ClockDep) -> EnrollR
 def edge_token(camera: EdgeCamera, settings: SettingsDep) -> TokenOut:
     # The room comes from the credential alone; nothing in the request can change it.
     minted = mint_edge_token(settings, camera.id)
-    return TokenOut(
-        url=minted.url,
-        token=minted.token,
-        room=minted.room,
-        identity=minted.identity,
-        expires_at=minted.expires_at,
-    )
+    return TokenOut.of(minted)
 
 
 @router.post(

@@ -31,6 +31,8 @@ def create_source(name: str, kind: str, options: dict[str, Any]) -> Source:
         source: Source = cls(name=name, **options)
     except TypeError as exc:
         raise ValueError(f"camera {name}: bad option for source {kind!r}: {exc}") from exc
+    except ValueError as exc:
+        raise ValueError(f"camera {name}: source {kind!r}: {exc}") from exc
     return source
 
 

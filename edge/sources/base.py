@@ -26,6 +26,33 @@ class FatalSourceError(SourceError):
 
 
 @dataclass(frozen=True, slots=True)
+class EncoderSettings:
+    """What livecam asks of an encoder it drives (synthetic, rpicam-vid, picamera2)."""
+
+    width: int = 1280
+    height: int = 720
+    fps: int = 30
+    bitrate_kbps: int = 2500
+    gop_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        # H.264 4:2:0 needs even sizes; hardware encoders refuse anything smaller than 64.
+        if self.width % 2 or self.height % 2 or self.width < 64 or self.height < 64:
+            raise ValueError(f"size must be even and ≥ 64×64, got {self.width}×{self.height}")
+        if not 1 <= self.fps <= 120:
+            raise ValueError(f"fps must be 1..120, got {self.fps}")
+        if not 50 <= self.bitrate_kbps <= 50_000:
+            raise ValueError(f"bitrate_kbps must be 50..50000, got {self.bitrate_kbps}")
+        if not 0.1 <= self.gop_s <= 10:
+            raise ValueError(f"gop_s must be 0.1..10 seconds, got {self.gop_s}")
+
+    @property
+    def gop(self) -> int:
+        """Frames from one IDR to the next: bounds a new viewer's wait when no IDR can be forced."""
+        return max(1, round(self.gop_s * self.fps))
+
+
+@dataclass(frozen=True, slots=True)
 class CapturedFrame:
     """One access unit as it left the camera."""
 

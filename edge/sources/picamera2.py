@@ -15,6 +15,7 @@ from typing import Any
 from edge.h264 import AccessUnitReader
 from edge.sources.base import (
     CapturedFrame,
+    EncoderSettings,
     FatalSourceError,
     FrameSink,
     SensorClock,
@@ -74,11 +75,7 @@ class Picamera2Source:
         lores: tuple[int, int] = (320, 240),
     ) -> None:
         self.name = name
-        self.width = width
-        self.height = height
-        self.fps = fps
-        self.bitrate_kbps = bitrate_kbps
-        self.gop = max(1, round(gop_s * fps))
+        self.settings = EncoderSettings(width, height, fps, bitrate_kbps, gop_s)
         self.camera_index = camera_index
         self.lores = lores
         self._encoder: Any = None
@@ -120,17 +117,17 @@ class Picamera2Source:
             ) from exc
         try:
             config = camera.create_video_configuration(
-                main={"size": (self.width, self.height)},
+                main={"size": (self.settings.width, self.settings.height)},
                 # The lores stream feeds analysis (motion, detection, MJPEG) without touching
                 # the encoded stream.
                 lores={"size": self.lores},
-                controls={"FrameRate": float(self.fps)},
+                controls={"FrameRate": float(self.settings.fps)},
             )
             camera.configure(config)
             encoder = H264Encoder(
-                bitrate=self.bitrate_kbps * 1000,
+                bitrate=self.settings.bitrate_kbps * 1000,
                 repeat=True,
-                iperiod=self.gop,
+                iperiod=self.settings.gop,
                 profile="baseline",
             )
             self._encoder = encoder
@@ -138,10 +135,10 @@ class Picamera2Source:
             log.info(
                 "picamera2 recording camera=%s size=%dx%d fps=%d gop=%d",
                 self.name,
-                self.width,
-                self.height,
-                self.fps,
-                self.gop,
+                self.settings.width,
+                self.settings.height,
+                self.settings.fps,
+                self.settings.gop,
             )
             stop.wait()
         except RuntimeError as exc:

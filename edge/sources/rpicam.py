@@ -18,6 +18,7 @@ import threading
 from edge.h264 import AccessUnitReader
 from edge.sources.base import (
     CapturedFrame,
+    EncoderSettings,
     FatalSourceError,
     FrameSink,
     SourceError,
@@ -51,11 +52,7 @@ class RpicamSource:
         command: list[str] | None = None,
     ) -> None:
         self.name = name
-        self.width = width
-        self.height = height
-        self.fps = fps
-        self.bitrate_kbps = bitrate_kbps
-        self.gop = max(1, round(gop_s * fps))
+        self.settings = EncoderSettings(width, height, fps, bitrate_kbps, gop_s)
         self.camera_index = camera_index
         self.hflip = hflip
         self.vflip = vflip
@@ -91,15 +88,15 @@ class RpicamSource:
             "--level",
             "4.1",
             "--width",
-            str(self.width),
+            str(self.settings.width),
             "--height",
-            str(self.height),
+            str(self.settings.height),
             "--framerate",
-            str(self.fps),
+            str(self.settings.fps),
             "--bitrate",
-            str(self.bitrate_kbps * 1000),
+            str(self.settings.bitrate_kbps * 1000),
             "--intra",
-            str(self.gop),
+            str(self.settings.gop),
             "--camera",
             str(self.camera_index),
             "--output",

@@ -18,7 +18,14 @@ from av.video.frame import PictureType
 from PIL import Image, ImageDraw, ImageFont
 
 from edge.h264 import AccessUnitReader
-from edge.sources.base import CapturedFrame, FrameSink, Pacer, SourceError, wall_us
+from edge.sources.base import (
+    CapturedFrame,
+    EncoderSettings,
+    FrameSink,
+    Pacer,
+    SourceError,
+    wall_us,
+)
 
 log = logging.getLogger("edge.sources.synthetic")
 
@@ -39,16 +46,8 @@ class SyntheticSource:
         bitrate_kbps: int = 2000,
         gop_s: float = 1.0,
     ) -> None:
-        if width % 2 or height % 2 or width < 64 or height < 64:
-            raise ValueError(f"synthetic size must be even and ≥ 64×64, got {width}×{height}")
-        if not 1 <= fps <= 120:
-            raise ValueError(f"synthetic fps must be 1..120, got {fps}")
         self.name = name
-        self.width = width
-        self.height = height
-        self.fps = fps
-        self.bitrate_kbps = bitrate_kbps
-        self.gop = max(1, round(gop_s * fps))
+        self.settings = EncoderSettings(width, height, fps, bitrate_kbps, gop_s)
         self._keyframe_wanted = threading.Event()
         yy, xx = np.mgrid[0:height, 0:width]
         self._ramp = ((xx + yy) // 4 % 256).astype(np.uint8)
@@ -61,13 +60,13 @@ class SyntheticSource:
 
     def _encoder(self) -> av.video.codeccontext.VideoCodecContext:
         cc = av.CodecContext.create("libx264", "w")
-        cc.width = self.width
-        cc.height = self.height
+        cc.width = self.settings.width
+        cc.height = self.settings.height
         cc.pix_fmt = "yuv420p"
-        cc.time_base = fractions.Fraction(1, self.fps)
-        cc.framerate = fractions.Fraction(self.fps, 1)
-        cc.bit_rate = self.bitrate_kbps * 1000
-        kbps = self.bitrate_kbps
+        cc.time_base = fractions.Fraction(1, self.settings.fps)
+        cc.framerate = fractions.Fraction(self.settings.fps, 1)
+        cc.bit_rate = self.settings.bitrate_kbps * 1000
+        kbps = self.settings.bitrate_kbps
         cc.options = {
             "preset": "ultrafast",
             "tune": "zerolatency",
@@ -76,7 +75,7 @@ class SyntheticSource:
             # Headers before every IDR so a viewer can start at any keyframe, IDRs only at
             # the GOP (no scene cuts), and a VBV cap like a camera's rate control.
             "x264-params": (
-                f"keyint={self.gop}:min-keyint={self.gop}:scenecut=0:bframes=0:"
+                f"keyint={self.settings.gop}:min-keyint={self.settings.gop}:scenecut=0:bframes=0:"
                 f"repeat-headers=1:forced-idr=1:vbv-maxrate={kbps}:vbv-bufsize={kbps}"
             ),
         }
@@ -84,7 +83,7 @@ class SyntheticSource:
         return cc
 
     def _picture(self, index: int, now_us: int) -> av.VideoFrame:
-        h, w = self.height, self.width
+        h, w = self.settings.height, self.settings.width
         y = self._ramp + np.uint8((index * 3) % 256)
         # A bright box sweeping across makes motion and frame order visible.
         box = max(8, h // 6)
@@ -115,14 +114,14 @@ class SyntheticSource:
         log.info(
             "synthetic source started camera=%s size=%dx%d fps=%d gop=%d bitrate_kbps=%d",
             self.name,
-            self.width,
-            self.height,
-            self.fps,
-            self.gop,
-            self.bitrate_kbps,
+            self.settings.width,
+            self.settings.height,
+            self.settings.fps,
+            self.settings.gop,
+            self.settings.bitrate_kbps,
         )
         index = 0
-        while pacer.wait_until(index / self.fps):
+        while pacer.wait_until(index / self.settings.fps):
             capture_us = wall_us()
             frame = self._picture(index, capture_us)
             frame.pts = index

@@ -261,3 +261,21 @@ def test_create_source_names_bad_kinds_and_options() -> None:
     with pytest.raises(ValueError, match="bad option for source 'synthetic'"):
         create_source("c", "synthetic", {"colour": "red"})
     assert create_source("c", "synthetic", {"width": 320, "height": 240}).kind == "synthetic"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"width": 321, "height": 240}, "size must be even"),
+        ({"width": 32, "height": 32}, "≥ 64"),
+        ({"fps": 0}, "fps must be 1..120"),
+        ({"bitrate_kbps": 10}, "bitrate_kbps must be"),
+        ({"gop_s": 60}, "gop_s must be"),
+    ],
+)
+@pytest.mark.parametrize("kind", ["synthetic", "rpicam", "picamera2"])
+def test_encoder_settings_are_checked_for_every_encoding_source(
+    kind: str, options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=f"camera c: source '{kind}': .*{message}"):
+        create_source("c", kind, options)
