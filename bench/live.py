@@ -102,6 +102,7 @@ def ffmpeg_cpu(path: Path, seconds: float, output: list[str]) -> float:
             *output,
         ],
         stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,  # the RTP muxer prints its SDP
     )
     try:
         time.sleep(1.0)  # skip start-up
