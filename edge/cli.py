@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from edge.camera import CameraRunner
@@ -27,9 +27,9 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None) -> Non
     """Serve every camera in ``config`` until ``stop`` (or SIGINT/SIGTERM)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        # Not possible outside the main thread (tests run the edge in a thread).
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+    # Signal handlers belong to the main thread (tests may run the edge in another one).
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
     cpu = ProcessCpu()
     runners = [
