@@ -18,6 +18,8 @@ from app.settings import ConfigError, load_settings
 
 log = logging.getLogger("app")
 
+GRACEFUL_SHUTDOWN_S = 3
+
 
 def main() -> int:
     try:
@@ -48,6 +50,9 @@ def main() -> int:
         port=settings.port,
         log_config=None,
         log_level=settings.log_level,
+        # MJPEG streams never end on their own: on shutdown, give requests this long
+        # to finish, then cut what is left (edges' websockets are closed at once).
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     return 0
 

@@ -8,13 +8,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import cameras, edge, health, webhook
+from app.api import cameras, dashboard, edge, health, media, webhook
 from app.clock import utc_now
 from app.db import make_engine, make_session_factory
 from app.errors import install_error_handlers
+from app.media import LocalMediaRelay
 from app.rooms import LiveKitProbe, LiveKitRooms
 from app.schemas import ErrorResponse
 from app.settings import Settings, load_settings
+from app.tickets import TicketSigner, load_server_secret
 
 DESCRIPTION = """\
 Identity, tokens, cameras, enrollment and health for livecam.
@@ -29,15 +31,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Builds the app. The database must already be migrated (`python -m app` does it).
 
     Swappable parts live on `app.state`: `clock` (returns aware UTC datetimes),
-    `rooms` (LiveKit RoomService) and `livekit_probe`.
+    `rooms` (LiveKit RoomService), `livekit_probe`, `media` (the MJPEG relay) and
+    `tickets` (MJPEG ticket signer).
     """
     settings = settings or load_settings()
     settings.ensure_data_dir()
     engine = make_engine(settings.database_url)
+    media_relay = LocalMediaRelay(
+        settings.data_dir / "snapshots", fps=settings.mjpeg_fps, max_width=settings.mjpeg_max_width
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        await _app.state.media.aclose()
         engine.dispose()
 
     app = FastAPI(title="livecam", version=__version__, description=DESCRIPTION, lifespan=lifespan)
@@ -51,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.livekit_api_secret.get_secret_value(),
     )
     app.state.livekit_probe = LiveKitProbe(timeout_s=2.0, ttl_s=5.0)
+    app.state.media = media_relay
+    app.state.tickets = TicketSigner(load_server_secret(settings.data_dir))
 
     install_error_handlers(app)
     # Documents our error shape instead of FastAPI's default 422 body.
@@ -61,4 +70,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(edge.router, responses=invalid)
     app.include_router(health.router)
     app.include_router(webhook.router, responses=invalid)
+    app.include_router(dashboard.router)
+    app.include_router(media.router, responses=invalid)
     return app

@@ -51,6 +51,10 @@ class CameraOut(BaseModel):
         description="Last reported state (the edge's publisher state, or offline)."
     )
     last_seen: datetime | None
+    last_snapshot_at: datetime | None = Field(
+        default=None,
+        description="When the newest picture kept for GET …/snapshot.jpg arrived (null: none yet).",
+    )
 
 
 class EnrollmentOut(BaseModel):
@@ -61,6 +65,14 @@ class EnrollmentOut(BaseModel):
 class CameraCreated(BaseModel):
     camera: CameraOut
     enrollment: EnrollmentOut
+
+
+class MjpegTicket(BaseModel):
+    url: str = Field(
+        description="Path of the MJPEG stream with its ticket; usable as <img src>.",
+        examples=["/api/cameras/front-door/mjpeg?ticket=v1.1893456000.Qm9…"],
+    )
+    expires_at: datetime = Field(description="Open the stream before this; it may run longer.")
 
 
 class CameraStatus(BaseModel):
@@ -130,6 +142,9 @@ class Heartbeat(BaseModel):
     frames_sent: NonNegativeInt = 0
     frames_dropped: NonNegativeInt = 0
     keyframe_requests: NonNegativeInt = 0
+    jpeg_frames_sent: NonNegativeInt = Field(
+        default=0, description="JPEGs sent over the control websocket since the edge started."
+    )
     uptime_s: NonNegativeFloat = 0.0
     source: str = ""
     error: str | None = None
@@ -146,7 +161,9 @@ class HeartbeatAck(BaseModel):
     ok: Literal[True] = True
     server_time: datetime
     mjpeg_wanted: bool = Field(
-        default=False, description="Whether a viewer wants the MJPEG fallback stream."
+        default=False,
+        description="Whether JPEGs are wanted (an MJPEG viewer, or a recent snapshot request); "
+        "the control websocket carries the same demand.",
     )
 
 

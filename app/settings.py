@@ -49,6 +49,10 @@ class Settings(BaseSettings):
         default=30.0, gt=0, validation_alias="LIVECAM_HEARTBEAT_TIMEOUT"
     )
     enrollment_ttl: int = Field(default=86400, ge=1, validation_alias="LIVECAM_ENROLLMENT_TTL")
+    mjpeg_fps: float = Field(default=5.0, gt=0, le=30, validation_alias="LIVECAM_MJPEG_FPS")
+    mjpeg_max_width: int = Field(
+        default=640, ge=64, le=3840, validation_alias="LIVECAM_MJPEG_MAX_WIDTH"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""Runs one camera: its source thread, its LiveKit publisher and its heartbeats.
+"""Runs one camera: its source thread, its LiveKit publisher, its heartbeats, and the
+control link that asks it for JPEGs (MJPEG, snapshots) only while someone watches.
 
 The source thread is restarted with backoff when it fails or stalls, so a camera that
 vanishes or a corrupt stream is logged and retried, and never takes the process (or
@@ -14,9 +15,18 @@ import time
 from typing import Any
 
 from edge import __version__
+from edge.control import PATH as CONTROL_PATH
+from edge.control import ControlChannel
+from edge.jpeg import JpegTap, PictureFilter
 from edge.metrics import ProcessCpu, RateMeter, cpu_temperature_c
 from edge.publisher import Backoff, LiveKitPublisher
-from edge.sources.base import CapturedFrame, FatalSourceError, Source, SourceError
+from edge.sources.base import (
+    CapturedFrame,
+    FatalSourceError,
+    PictureSource,
+    Source,
+    SourceError,
+)
 from edge.uplink import CredentialRejected, ServerClient, ServerError
 
 log = logging.getLogger("edge.camera")
@@ -34,6 +44,7 @@ class CameraRunner:
         heartbeat_interval_s: float = 5.0,
         stall_timeout_s: float = 15.0,
         cpu: ProcessCpu | None = None,
+        picture_filter: PictureFilter | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.source = source
@@ -42,6 +53,19 @@ class CameraRunner:
         self.stall_timeout_s = stall_timeout_s
         self.meter = RateMeter()
         self.publisher = LiveKitPublisher(camera_id, server.edge_token, source.request_keyframe)
+        # JPEGs from the source's own pictures when it has them, else from decoded H.264.
+        pictures = source if isinstance(source, PictureSource) else None
+        self.jpeg = JpegTap(
+            camera_id,
+            self._offer_jpeg,
+            decode=pictures is None,
+            picture_filter=picture_filter,
+        )
+        if pictures is not None:
+            pictures.set_picture_sink(self.jpeg)
+        self.control = ControlChannel(
+            camera_id, server.websocket_url(CONTROL_PATH), server.auth_headers, self.jpeg
+        )
         self.source_error: str | None = None
         self._cpu = cpu or ProcessCpu()
         self._started = time.monotonic()
@@ -51,6 +75,10 @@ class CameraRunner:
     def _sink(self, frame: CapturedFrame) -> None:
         self.meter.on_frame(frame)
         self.publisher.on_frame(frame)
+        self.jpeg.on_frame(frame)
+
+    def _offer_jpeg(self, jpeg: bytes, capture_us: int) -> None:
+        self.control.offer_jpeg(jpeg, capture_us)
 
     # -- the source thread ---------------------------------------------------------------
 
@@ -120,15 +148,18 @@ class CameraRunner:
             name=f"source-{self.camera_id}",
         )
         thread.start()
+        self.jpeg.start()
         publisher = asyncio.create_task(self.publisher.run(stop), name=f"pub-{self.camera_id}")
         heartbeats = asyncio.create_task(self._heartbeats(stop), name=f"hb-{self.camera_id}")
+        control = asyncio.create_task(self.control.run(stop), name=f"ctl-{self.camera_id}")
         try:
             await stop.wait()
         finally:
             thread_stop.set()
             self._source_stop.set()
-            await asyncio.gather(publisher, heartbeats, return_exceptions=True)
+            await asyncio.gather(publisher, heartbeats, control, return_exceptions=True)
             await asyncio.to_thread(thread.join, 10.0)
+            await asyncio.to_thread(self.jpeg.close)
             await self.server.aclose()
             log.info("camera stopped camera=%s", self.camera_id)
 
@@ -147,6 +178,7 @@ class CameraRunner:
             "frames_sent": stats.frames_sent,
             "frames_dropped": stats.frames_dropped,
             "keyframe_requests": stats.keyframe_requests,
+            "jpeg_frames_sent": self.control.stats.jpeg_frames_sent,
             "uptime_s": round(time.monotonic() - self._started, 1),
             "source": self.source.kind,
             "error": self.publisher.last_error or self.source_error,

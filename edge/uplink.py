@@ -1,4 +1,8 @@
-"""The edge's HTTPS client for the livecam server: enrollment, LiveKit tokens, heartbeats."""
+"""The edge's HTTPS client for the livecam server: enrollment, LiveKit tokens, heartbeats.
+
+The control websocket (JPEG demand and JPEGs) lives in edge.control; it takes its URL
+and credential from here.
+"""
 
 from __future__ import annotations
 
@@ -94,6 +98,7 @@ class ServerClient:
     def __init__(self, server: str, camera_id: str, credential: str, *, timeout: float = 5.0):
         self.server = server
         self.camera_id = camera_id
+        self._credential = credential
         self._client = httpx.AsyncClient(
             base_url=server,
             timeout=timeout,
@@ -136,6 +141,20 @@ class ServerClient:
             expires_at=_parse_time(data["expires_at"]),
         )
         return self._token
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """The edge credential as an Authorization header (for the control websocket)."""
+        return {"Authorization": f"Bearer {self._credential}"}
+
+    def websocket_url(self, path: str) -> str:
+        """``path`` on the server as a ws:// (http) or wss:// (https) URL."""
+        base = self.server.rstrip("/")
+        if base.startswith("https://"):
+            base = "wss://" + base.removeprefix("https://")
+        elif base.startswith("http://"):
+            base = "ws://" + base.removeprefix("http://")
+        return base + path
 
     async def heartbeat(self, body: dict[str, Any]) -> dict[str, Any]:
         """Report health; the reply carries the server's wishes (e.g. MJPEG wanted)."""

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from app.api.deps import (
     AdminKey,
     ClockDep,
+    MediaDep,
     RoomsDep,
     SessionDep,
     SessionFactoryDep,
@@ -52,7 +53,12 @@ _CAMERA_ERRORS: dict[int | str, dict[str, object]] = {
 router = APIRouter(prefix="/api/cameras", tags=["cameras"], responses=_AUTH_ERRORS)
 
 
-def camera_out(camera: Camera, now: datetime, heartbeat_timeout: float) -> CameraOut:
+def camera_out(
+    camera: Camera,
+    now: datetime,
+    heartbeat_timeout: float,
+    last_snapshot_at: datetime | None = None,
+) -> CameraOut:
     return CameraOut(
         id=camera.id,
         name=camera.name,
@@ -61,16 +67,20 @@ def camera_out(camera: Camera, now: datetime, heartbeat_timeout: float) -> Camer
         online=is_online(camera, now, heartbeat_timeout),
         state=reported_state(camera),
         last_seen=camera.last_seen,
+        last_snapshot_at=last_snapshot_at,
     )
 
 
 @router.get("", response_model=list[CameraOut], summary="List cameras")
 def list_cameras(
-    _admin: AdminKey, session: SessionDep, settings: SettingsDep, clock: ClockDep
+    _admin: AdminKey, session: SessionDep, settings: SettingsDep, clock: ClockDep, media: MediaDep
 ) -> list[CameraOut]:
     now = clock()
     cameras = session.scalars(select(Camera).order_by(Camera.created_at, Camera.id))
-    return [camera_out(c, now, settings.heartbeat_timeout) for c in cameras]
+    return [
+        camera_out(c, now, settings.heartbeat_timeout, media.last_snapshot_at(c.id))
+        for c in cameras
+    ]
 
 
 @router.post(
@@ -116,10 +126,17 @@ def _camera_exists(camera_id: str) -> ApiError:
 
 @router.get("/{camera_id}", summary="Get a camera", responses=_CAMERA_ERRORS)
 def get_camera(
-    camera_id: str, _admin: AdminKey, session: SessionDep, settings: SettingsDep, clock: ClockDep
+    camera_id: str,
+    _admin: AdminKey,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    media: MediaDep,
 ) -> CameraOut:
     camera = get_camera_or_404(session, camera_id)
-    return camera_out(camera, clock(), settings.heartbeat_timeout)
+    return camera_out(
+        camera, clock(), settings.heartbeat_timeout, media.last_snapshot_at(camera.id)
+    )
 
 
 @router.patch("/{camera_id}", summary="Rename a camera", responses=_CAMERA_ERRORS)
@@ -130,6 +147,7 @@ def update_camera(
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
+    media: MediaDep,
 ) -> CameraOut:
     camera = get_camera_or_404(session, camera_id)
     if camera.name != body.name:
@@ -137,7 +155,9 @@ def update_camera(
         camera.name = body.name
         session.commit()
         log.info("camera renamed", extra={"camera": camera.id, "from": old_name, "to": camera.name})
-    return camera_out(camera, clock(), settings.heartbeat_timeout)
+    return camera_out(
+        camera, clock(), settings.heartbeat_timeout, media.last_snapshot_at(camera.id)
+    )
 
 
 @router.delete(
@@ -152,6 +172,7 @@ async def delete_camera(
     _admin: AdminKey,
     factory: SessionFactoryDep,
     rooms: RoomsDep,
+    media: MediaDep,
 ) -> Response:
     def delete() -> int:
         with session_scope(factory) as session:
@@ -163,6 +184,7 @@ async def delete_camera(
             return credentials
 
     revoked = await run_in_threadpool(delete)
+    media.forget(camera_id)
     log.info("camera deleted", extra={"camera": camera_id, "revoked_credentials": revoked})
     room = room_name(camera_id)
     try:
@@ -198,11 +220,12 @@ def new_enrollment(
     responses=_CAMERA_ERRORS,
 )
 def delete_credentials(
-    camera_id: str, _admin: AdminKey, session: SessionDep, clock: ClockDep
+    camera_id: str, _admin: AdminKey, session: SessionDep, clock: ClockDep, media: MediaDep
 ) -> CredentialsRevoked:
     camera = get_camera_or_404(session, camera_id)
     revoked = revoke_credentials(session, camera, clock())
     session.commit()
+    media.disconnect_edges(camera.id)
     return CredentialsRevoked(camera_id=camera.id, revoked=revoked)
 
 

@@ -19,10 +19,12 @@ from app.admin_keys import find_admin_key
 from app.clock import Clock
 from app.db import SessionFactory
 from app.errors import camera_not_found, unauthorized
+from app.media import MediaRelay
 from app.models import AdminApiKey, Camera, EdgeCredential
 from app.rooms import LiveKitProbe, RoomAdmin
 from app.security import hash_secret, secrets_equal
 from app.settings import Settings
+from app.tickets import TicketSigner
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +70,29 @@ def get_probe(request: Request) -> LiveKitProbe:
     return probe
 
 
+def get_media(request: Request) -> MediaRelay:
+    media: MediaRelay = request.app.state.media
+    return media
+
+
+def get_tickets(request: Request) -> TicketSigner:
+    tickets: TicketSigner = request.app.state.tickets
+    return tickets
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 SessionFactoryDep = Annotated[SessionFactory, Depends(get_session_factory)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 RoomsDep = Annotated[RoomAdmin, Depends(get_rooms)]
 ProbeDep = Annotated[LiveKitProbe, Depends(get_probe)]
+MediaDep = Annotated[MediaRelay, Depends(get_media)]
+TicketsDep = Annotated[TicketSigner, Depends(get_tickets)]
+#: The Authorization header if any, for endpoints that also accept other proof.
+AdminCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)]
+
+
+INVALID_EDGE_CREDENTIAL = "The edge credential is unknown or revoked; enroll the edge again."
 
 
 def _bearer_token(credentials: HTTPAuthorizationCredentials | None, what: str) -> str:
@@ -84,10 +103,7 @@ def _bearer_token(credentials: HTTPAuthorizationCredentials | None, what: str) -
     return credentials.credentials
 
 
-def require_admin_key(
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
-) -> AdminApiKey:
+def require_admin_key(session: SessionDep, credentials: AdminCredentials) -> AdminApiKey:
     token = _bearer_token(credentials, "admin key")
     key = find_admin_key(session, token)
     if key is None:
@@ -100,6 +116,14 @@ def require_edge_camera(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_edge_bearer)],
 ) -> Camera:
     token = _bearer_token(credentials, "edge credential")
+    camera = find_edge_camera(session, token)
+    if camera is None:
+        raise unauthorized("invalid_edge_credential", INVALID_EDGE_CREDENTIAL)
+    return camera
+
+
+def find_edge_camera(session: Session, token: str) -> Camera | None:
+    """The camera an active edge credential belongs to, if any."""
     secret_hash = hash_secret(token)
     row = session.scalars(
         select(EdgeCredential).where(
@@ -107,10 +131,7 @@ def require_edge_camera(
         )
     ).one_or_none()
     if row is None or not secrets_equal(row.secret_hash, secret_hash):
-        raise unauthorized(
-            "invalid_edge_credential",
-            "The edge credential is unknown or revoked; enroll the edge again.",
-        )
+        return None
     return row.camera
 
 

@@ -1,4 +1,7 @@
-"""Edge endpoints: enrollment, the edge's own LiveKit token, and heartbeats."""
+"""Edge endpoints: enrollment, the edge's own LiveKit token, and heartbeats.
+
+The edge's control websocket (JPEG demand and JPEGs) is in app/api/media.py.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import logging
 
 from fastapi import APIRouter
 
-from app.api.deps import ClockDep, EdgeCamera, SessionDep, SettingsDep
+from app.api.deps import ClockDep, EdgeCamera, MediaDep, SessionDep, SettingsDep
 from app.enrollment import redeem_code
 from app.presence import set_state
 from app.schemas import (
@@ -62,7 +65,7 @@ def edge_token(camera: EdgeCamera, settings: SettingsDep) -> TokenOut:
     responses=_EDGE_AUTH_ERRORS,
 )
 def heartbeat(
-    body: Heartbeat, camera: EdgeCamera, session: SessionDep, clock: ClockDep
+    body: Heartbeat, camera: EdgeCamera, session: SessionDep, clock: ClockDep, media: MediaDep
 ) -> HeartbeatAck:
     now = clock()
     set_state(camera, body.publisher_state, now, cause="heartbeat")
@@ -77,4 +80,4 @@ def heartbeat(
             "bitrate_kbps": body.bitrate_kbps,
         },
     )
-    return HeartbeatAck(server_time=now, mjpeg_wanted=False)
+    return HeartbeatAck(server_time=now, mjpeg_wanted=media.wanted(camera.id))

@@ -3,6 +3,11 @@
 A source runs in its own thread (camera APIs, pipes and demuxers block) and hands each
 complete H.264 access unit to a sink together with the wall-clock time the picture was
 taken. The sink must be cheap: the publisher copies the bytes into LiveKit and returns.
+
+Some sources also have the raw picture for free (the synthetic source renders it, a Pi
+camera's ISP makes a small "lores" copy): those implement `PictureSource` and hand a
+`Picture` to a `PictureSink` when it asks for one, so analysis (MJPEG, motion) needs no
+decoder. Every other source leaves the sink to decode the access units itself.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
 
 from edge.h264 import AccessUnit
 
@@ -62,6 +69,58 @@ class CapturedFrame:
 
 
 FrameSink = Callable[[CapturedFrame], None]
+
+PictureFormat = Literal["yuv420p", "rgb24"]
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """One uncompressed picture for analysis, owned by whoever receives it.
+
+    ``yuv420p``: planar I420 in one array of shape (height * 3 // 2, width) — the Y plane,
+    then U and V (each quarter size) laid out row after row, as PyAV and libcamera use it.
+    ``rgb24``: shape (height, width, 3).
+    """
+
+    data: np.ndarray[Any, np.dtype[np.uint8]]
+    width: int
+    height: int
+    capture_us: int  # wall clock, µs since the epoch, like CapturedFrame.capture_us
+    format: PictureFormat = "yuv420p"
+
+    def __post_init__(self) -> None:
+        expected = (
+            (self.height * 3 // 2, self.width)
+            if self.format == "yuv420p"
+            else (self.height, self.width, 3)
+        )
+        if self.data.shape != expected or self.data.dtype != np.uint8:
+            raise ValueError(
+                f"{self.format} picture of {self.width}x{self.height} must be a uint8 array "
+                f"of shape {expected}, got {self.data.dtype} {self.data.shape}"
+            )
+
+
+class PictureSink(Protocol):
+    """Takes raw pictures from a source; asked first, so unwanted pictures cost nothing."""
+
+    def wants_picture(self, capture_us: int) -> bool:
+        """Cheap (called per frame on the source thread): would a picture taken at
+        ``capture_us`` be used? Sources skip making (copying) the picture when not."""
+        ...
+
+    def on_picture(self, picture: Picture) -> None:
+        """Take a picture; must return at once (the source thread is waiting)."""
+        ...
+
+
+@runtime_checkable
+class PictureSource(Protocol):
+    """A source that can hand out its raw pictures without decoding anything."""
+
+    def set_picture_sink(self, sink: PictureSink | None) -> None:
+        """Send pictures to ``sink`` from now on (None: stop)."""
+        ...
 
 
 class Source(Protocol):

@@ -3,6 +3,7 @@
 Encodes like a Pi's hardware encoder is configured (constrained baseline, no B-frames,
 zero-latency, fixed GOP), so everything downstream sees the same kind of stream a real
 camera sends. The visible counter and clock make latency and freezes obvious by eye.
+The rendered picture itself, before encoding, goes to an optional picture sink (MJPEG).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import datetime as dt
 import fractions
 import logging
 import threading
+from typing import Any
 
 import av
 import numpy as np
@@ -23,6 +25,8 @@ from edge.sources.base import (
     EncoderSettings,
     FrameSink,
     Pacer,
+    Picture,
+    PictureSink,
     SourceError,
     wall_us,
 )
@@ -53,6 +57,11 @@ class SyntheticSource:
         self._ramp = ((xx + yy) // 4 % 256).astype(np.uint8)
         self._font = ImageFont.load_default(size=max(12, height // 16))
         self._band_h = max(16, height // 12)
+        self._picture_sink: PictureSink | None = None
+
+    def set_picture_sink(self, sink: PictureSink | None) -> None:
+        """Rendered pictures go to ``sink`` too (when it wants one), before encoding."""
+        self._picture_sink = sink
 
     def request_keyframe(self) -> None:
         """The next encoded frame will be an IDR."""
@@ -82,7 +91,8 @@ class SyntheticSource:
         cc.open()
         return cc
 
-    def _picture(self, index: int, now_us: int) -> av.VideoFrame:
+    def _planes(self, index: int, now_us: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        """The picture as one I420 array (Y, then U and V), shape (h * 3 // 2, w)."""
         h, w = self.settings.height, self.settings.width
         y = self._ramp + np.uint8((index * 3) % 256)
         # A bright box sweeping across makes motion and frame order visible.
@@ -98,10 +108,7 @@ class SyntheticSource:
         y[0 : self._band_h, :] = np.asarray(band)
         u = np.full((h // 2, w // 2), 128 + (index % 64), np.uint8)
         v = np.full((h // 2, w // 2), 160 - (index % 64), np.uint8)
-        frame = av.VideoFrame.from_ndarray(
-            np.concatenate([y, u.reshape(-1, w), v.reshape(-1, w)]), format="yuv420p"
-        )
-        return frame
+        return np.concatenate([y, u.reshape(-1, w), v.reshape(-1, w)])
 
     def run(self, sink: FrameSink, stop: threading.Event) -> None:
         """Render, encode and emit frames at ``fps`` until stopped."""
@@ -123,7 +130,14 @@ class SyntheticSource:
         index = 0
         while pacer.wait_until(index / self.settings.fps):
             capture_us = wall_us()
-            frame = self._picture(index, capture_us)
+            planes = self._planes(index, capture_us)
+            pictures = self._picture_sink
+            if pictures is not None and pictures.wants_picture(capture_us):
+                # Nobody writes to ``planes`` after this: the encoder gets its own copy.
+                pictures.on_picture(
+                    Picture(planes, self.settings.width, self.settings.height, capture_us)
+                )
+            frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
             frame.pts = index
             if self._keyframe_wanted.is_set():
                 self._keyframe_wanted.clear()

@@ -105,6 +105,7 @@ def test_create_get_list(client: TestClient, admin: dict[str, str], clock: objec
         "online": False,
         "state": "offline",
         "last_seen": None,
+        "last_snapshot_at": None,
     }
     assert CODE_RE.match(created["enrollment"]["code"])
     created_at = _parse(camera["created_at"])

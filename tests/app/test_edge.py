@@ -34,6 +34,7 @@ HEARTBEAT: dict[str, Any] = {
     "frames_sent": 4500,
     "frames_dropped": 3,
     "keyframe_requests": 2,
+    "jpeg_frames_sent": 120,
     "uptime_s": 300.0,
     "source": "picamera2",
     "error": None,

@@ -135,7 +135,7 @@ def test_admin_key_file_mode_under_permissive_umask(tmp_path: Path) -> None:
 def test_unknown_route_is_json_404(client: TestClient) -> None:
     message = assert_error(client.get("/api/nope"), 404, "not_found")
     assert "/api/nope" in message
-    assert_error(client.get("/"), 404, "not_found")
+    assert_error(client.get("/nope"), 404, "not_found")  # "/" is the dashboard
 
 
 def test_wrong_method_is_json_405(client: TestClient) -> None:
