@@ -119,12 +119,13 @@ class RpicamSource:
             raise FatalSourceError(f"{self.name}: cannot start {cmd[0]}: {exc}") from exc
         log.info("rpicam started camera=%s pid=%d cmd=%s", self.name, proc.pid, " ".join(cmd))
         stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
-        threading.Thread(
+        drain = threading.Thread(
             target=_drain,
             args=(proc, stderr_tail, self.name),
             daemon=True,
             name=f"rpicam-stderr-{self.name}",
-        ).start()
+        )
+        drain.start()
         # Closing the pipe is the only way to interrupt a blocking read: stop kills it.
         killer = threading.Thread(
             target=_kill_on_stop, args=(proc, stop), daemon=True, name=f"rpicam-stop-{self.name}"
@@ -135,6 +136,9 @@ class RpicamSource:
         finally:
             _terminate(proc)
         if not stop.is_set():
+            # The process has exited: let the drain thread reach EOF so the error carries
+            # rpicam-vid's last words (its reason), not an empty tail.
+            drain.join(timeout=2.0)
             tail = " | ".join(stderr_tail) or "no output"
             raise SourceError(f"{self.name}: rpicam-vid exited with code {proc.returncode}: {tail}")
 
