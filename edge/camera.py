@@ -1,5 +1,13 @@
-"""Runs one camera: its source thread, its LiveKit publisher, its heartbeats, and the
-control link that asks it for JPEGs (MJPEG, snapshots) only while someone watches.
+"""Runs one camera: its source thread, its LiveKit publisher, its heartbeats, the control
+link that asks it for JPEGs (MJPEG, snapshots) only while someone watches and sends its
+zones, and its events: analysis pictures → motion → objects → tracker → outbox → server.
+
+    source thread ──access units──▶ publisher (LiveKit)
+          │ pictures or access units
+          ▼
+    analysis stage (decode/scale) ──▶ JPEG tap (while wanted; masks applied) ──▶ control link
+          └──────────────────────▶ event pipeline (while detection is enabled)
+                                      motion → detector → tracker → outbox ──▶ delivery
 
 The source thread is restarted with backoff when it fails or stalls, so a camera that
 vanishes or a corrupt stream is logged and retried, and never takes the process (or
@@ -12,12 +20,19 @@ import asyncio
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from edge import __version__
+from edge.analysis import AnalysisStage, PictureOutput
 from edge.control import PATH as CONTROL_PATH
 from edge.control import ControlChannel
-from edge.jpeg import JpegTap, PictureFilter
+from edge.detect.types import ObjectDetector
+from edge.detect.zones import ZoneState
+from edge.events.delivery import EventDelivery
+from edge.events.outbox import Depth, Outbox
+from edge.events.pipeline import DetectSettings, EventPipeline
+from edge.jpeg import JpegTap
 from edge.metrics import ProcessCpu, RateMeter, cpu_temperature_c
 from edge.publisher import Backoff, LiveKitPublisher
 from edge.sources.base import (
@@ -41,31 +56,56 @@ class CameraRunner:
         source: Source,
         server: ServerClient,
         *,
+        data_dir: Path,
         heartbeat_interval_s: float = 5.0,
         stall_timeout_s: float = 15.0,
         cpu: ProcessCpu | None = None,
-        picture_filter: PictureFilter | None = None,
+        detect: DetectSettings | None = None,
+        detector: ObjectDetector | None = None,
+        detector_lock: threading.Lock | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.source = source
         self.server = server
         self.heartbeat_interval_s = heartbeat_interval_s
         self.stall_timeout_s = stall_timeout_s
+        self.detect = detect or DetectSettings()
         self.meter = RateMeter()
         self.publisher = LiveKitPublisher(camera_id, server.edge_token, source.request_keyframe)
-        # JPEGs from the source's own pictures when it has them, else from decoded H.264.
+        state_dir = data_dir / camera_id
+        # Masks saved by the last run apply from the first picture, server or not.
+        self.zones = ZoneState(camera_id, state_dir / "zones.json")
+        # Pictures from the source's own when it has them, else from decoded H.264.
         pictures = source if isinstance(source, PictureSource) else None
-        self.jpeg = JpegTap(
-            camera_id,
-            self._offer_jpeg,
-            decode=pictures is None,
-            picture_filter=picture_filter,
-        )
+        self.analysis = AnalysisStage(camera_id, decode=pictures is None)
         if pictures is not None:
-            pictures.set_picture_sink(self.jpeg)
+            pictures.set_picture_sink(self.analysis)
+        self.jpeg = JpegTap(self.analysis, self._offer_jpeg, picture_filter=self.zones.apply_masks)
+        self.outbox = Outbox(state_dir / "outbox.sqlite3", camera_id=camera_id)
+        self.delivery = EventDelivery(camera_id, self.outbox, server.post_event)
+        self.events: EventPipeline | None = None
+        self.analysis_pictures: PictureOutput | None = None
+        if self.detect.enabled:
+            self.events = EventPipeline(
+                camera_id,
+                self.detect,
+                self.zones,
+                self.outbox,
+                detector,
+                on_enqueued=self.delivery.notify,
+                detector_lock=detector_lock,
+            )
+            self.analysis_pictures = self.analysis.add_output(
+                "events", self.events.offer, fps=self.detect.fps, max_width=self.detect.width
+            )
         self.control = ControlChannel(
-            camera_id, server.websocket_url(CONTROL_PATH), server.auth_headers, self.jpeg
+            camera_id,
+            server.websocket_url(CONTROL_PATH),
+            server.auth_headers,
+            self.jpeg,
+            on_zones=self.zones.update,
         )
+        self._depth = Depth(queued=0, oldest_s=None, dead=0, snapshot_bytes=0)
         self.source_error: str | None = None
         self._cpu = cpu or ProcessCpu()
         self._started = time.monotonic()
@@ -75,7 +115,7 @@ class CameraRunner:
     def _sink(self, frame: CapturedFrame) -> None:
         self.meter.on_frame(frame)
         self.publisher.on_frame(frame)
-        self.jpeg.on_frame(frame)
+        self.analysis.on_frame(frame)
 
     def _offer_jpeg(self, jpeg: bytes, capture_us: int) -> None:
         self.control.offer_jpeg(jpeg, capture_us)
@@ -148,7 +188,15 @@ class CameraRunner:
             name=f"source-{self.camera_id}",
         )
         thread.start()
-        self.jpeg.start()
+        self.analysis.start()
+        if self.events is not None and self.analysis_pictures is not None:
+            await asyncio.to_thread(self.events.start)
+            self.analysis_pictures.set(True)
+        # Delivery outlives ``stop`` by a moment, to send the events ended at shutdown.
+        delivery_stop = asyncio.Event()
+        delivery = asyncio.create_task(
+            self.delivery.run(delivery_stop), name=f"ev-{self.camera_id}"
+        )
         publisher = asyncio.create_task(self.publisher.run(stop), name=f"pub-{self.camera_id}")
         heartbeats = asyncio.create_task(self._heartbeats(stop), name=f"hb-{self.camera_id}")
         control = asyncio.create_task(self.control.run(stop), name=f"ctl-{self.camera_id}")
@@ -159,9 +207,35 @@ class CameraRunner:
             self._source_stop.set()
             await asyncio.gather(publisher, heartbeats, control, return_exceptions=True)
             await asyncio.to_thread(thread.join, 10.0)
-            await asyncio.to_thread(self.jpeg.close)
+            await asyncio.to_thread(self.analysis.close)
+            if self.events is not None:
+                await asyncio.to_thread(self.events.close)
+            await self._flush_events(self.SHUTDOWN_FLUSH_S)
+            delivery_stop.set()
+            # A request hanging on a dead server is cut short: its row is sent next start.
+            _, pending = await asyncio.wait({delivery}, timeout=2.0)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(delivery, return_exceptions=True)
+            await asyncio.to_thread(self.outbox.close)
             await self.server.aclose()
             log.info("camera stopped camera=%s", self.camera_id)
+
+    #: At shutdown, wait this long for the outbox to drain (the rest goes next start).
+    SHUTDOWN_FLUSH_S = 3.0
+
+    async def _flush_events(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self.delivery.stats.paused:
+            depth = await asyncio.to_thread(self.outbox.depth)
+            if depth.queued == 0:
+                return
+            await asyncio.sleep(0.1)
+        depth = await asyncio.to_thread(self.outbox.depth)
+        if depth.queued:
+            log.info(
+                "events left for the next start camera=%s queued=%d", self.camera_id, depth.queued
+            )
 
     def heartbeat_body(self) -> dict[str, Any]:
         """The health report sent to the server."""
@@ -183,7 +257,32 @@ class CameraRunner:
             "source": self.source.kind,
             "error": self.publisher.last_error or self.source_error,
             "version": __version__,
+            **self.events_health(),
         }
+
+    def events_health(self) -> dict[str, Any]:
+        """Heartbeat fields about detection and event delivery."""
+        depth = self._depth
+        body: dict[str, Any] = {
+            "detect": "off",
+            "motion": False,
+            "motion_ms": None,
+            "detect_ms": None,
+            "events_queued": depth.queued,
+            "events_oldest_s": None if depth.oldest_s is None else round(depth.oldest_s, 1),
+            "events_dead": depth.dead,
+            "events_paused": self.delivery.stats.paused,
+        }
+        if self.events is not None:
+            health = self.events.health()
+            body.update(
+                detect="motion" if self.events.detector is None else "objects",
+                motion=health["motion"],
+                motion_ms=health["motion_ms"],
+                detect_ms=health["detect_ms"],
+                events_active=health["events_active"],
+            )
+        return body
 
     async def _heartbeats(self, stop: asyncio.Event) -> None:
         failures = 0
@@ -194,6 +293,8 @@ class CameraRunner:
             except TimeoutError:
                 pass
             self._check_stall()
+            # SQLite may wait for a write in progress: not on the event loop.
+            self._depth = await asyncio.to_thread(self.outbox.depth)
             body = self.heartbeat_body()
             try:
                 await self.server.heartbeat(body)

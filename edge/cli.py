@@ -7,12 +7,16 @@ import asyncio
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from edge.camera import CameraRunner
-from edge.config import ConfigError, EdgeConfig, load_config
+from edge.config import CameraConfig, ConfigError, EdgeConfig, load_config
+from edge.detect import load_detector
+from edge.detect.types import ObjectDetector
 from edge.logs import setup_logging
 from edge.metrics import ProcessCpu
 from edge.sources import create_source
@@ -32,22 +36,66 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None) -> Non
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
     cpu = ProcessCpu()
+    detectors = await asyncio.to_thread(open_detectors, config.cameras)
+    # One model run at a time across cameras: a Pi has no cores to spare for two.
+    detector_lock = threading.Lock()
     runners = [
         CameraRunner(
             cam.id,
             create_source(cam.id, cam.kind, cam.options),
             ServerClient(config.server, cam.id, cam.credential),
+            data_dir=config.data_dir,
             heartbeat_interval_s=config.heartbeat_interval_s,
             stall_timeout_s=config.stall_timeout_s,
             cpu=cpu,
+            detect=cam.detect,
+            detector=detectors.get(cam.detect.model),
+            detector_lock=detector_lock,
         )
         for cam in config.cameras
     ]
     log.info(
-        "edge starting cameras=%s server=%s", ",".join(c.id for c in config.cameras), config.server
+        "edge starting cameras=%s server=%s data_dir=%s",
+        ",".join(c.id for c in config.cameras),
+        config.server,
+        config.data_dir,
     )
     await asyncio.gather(*(r.run(stop) for r in runners))
     log.info("edge stopped")
+
+
+def open_detectors(cameras: Sequence[CameraConfig]) -> dict[str | None, ObjectDetector]:
+    """One object detector per model the cameras with detection use (None: the default).
+
+    A model that cannot be loaded (not installed, no runtime) leaves its cameras on motion
+    only, with a log line saying so and how to fix it; the cameras run regardless. The
+    detector reports everything above the lowest threshold any of its cameras uses; each
+    camera's tracker applies its own.
+    """
+    wanted: dict[str | None, list[CameraConfig]] = {}
+    for cam in cameras:
+        if cam.detect.enabled:
+            wanted.setdefault(cam.detect.model, []).append(cam)
+    detectors: dict[str | None, ObjectDetector] = {}
+    for model, users in wanted.items():
+        ids = ",".join(c.id for c in users)
+        thresholds = {
+            kind: min(c.detect.tracker.thresholds.get(kind, 1.0) for c in users)
+            for kind in ("person", "vehicle", "pet", "other")
+        }
+        try:
+            detectors[model] = load_detector(model=model, thresholds=thresholds)
+        except Exception as exc:
+            log.warning(
+                "object detection unavailable cameras=%s model=%s error=%s action='motion "
+                "events only; install the model with scripts/setup-models.sh'",
+                ids,
+                model or "default",
+                exc,
+            )
+            continue
+        log.info("object detector loaded cameras=%s model=%s", ids, model or "default")
+    return detectors
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -90,6 +138,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         asyncio.run(run_edge(config))
     except ValueError as exc:  # a source option the source refuses
         log.error("cannot start error=%s", exc)
+        return 2
+    except (OSError, sqlite3.Error) as exc:  # the outbox or zones cannot be stored
+        log.error(
+            "cannot use the data directory data_dir=%s error=%s action='set data_dir in the "
+            "config (or LIVECAM_EDGE_DATA_DIR) to a writable directory'",
+            config.data_dir,
+            exc,
+        )
         return 2
     return 0
 

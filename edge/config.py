@@ -3,13 +3,32 @@
     server = "https://cams.example.com"
     heartbeat_interval_s = 5
 
+    data_dir = "/var/lib/livecam-edge"          # event outbox and saved zones
     [[camera]]
     id = "front-door"
     credential_file = "front-door.credential"   # relative to this file; or credential = "lce_…"
     source = { kind = "picamera2", width = 1920, height = 1080, fps = 30 }
+    [camera.detect]                             # optional; every key has a default
+    enabled = true                              # motion, objects, events
+    fps = 5                                     # analysis pictures per second
+    width = 320                                 # analysis (and event snapshot) width
+    interval_s = 1.0                            # object detection while motion lasts
+    kinds = ["person", "vehicle", "pet"]        # which kinds make events ("other" too)
+    thresholds = { person = 0.6 }               # per kind (default: the detector's)
+    motion_events = true                        # "motion" events (a site without a model)
+    require_motion = true                       # objects must move (no parked-car events)
+    stationary_s = 30.0                         # a vehicle this long in one place is parked
+    motion_threshold = 20                       # grey levels a pixel must change
+    motion_min_area = 0.004                     # share of the picture that must change
+    motion_quiet_s = 3.0                        # motion ends after this long without
+    end_after_s = 10.0                          # an event ends when unseen this long
+    update_interval_s = 3.0                     # at most one update per event this often
+    model = "/path/to/model.onnx"               # instead of the detector's default model
 
 Environment: LIVECAM_SERVER overrides ``server``; LIVECAM_EDGE_CREDENTIAL_<ID> (id upper-
-cased, "-" → "_") overrides a camera's credential.
+cased, "-" → "_") overrides a camera's credential; LIVECAM_EDGE_DATA_DIR overrides
+``data_dir``, which otherwise defaults to $STATE_DIRECTORY (systemd's StateDirectory=)
+or ~/.local/state/livecam-edge.
 """
 
 from __future__ import annotations
@@ -22,6 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.detect.motion import MotionSettings
+from edge.events.pipeline import DetectSettings
+from edge.events.tracker import DETECTION_KINDS, TrackerSettings
 from edge.sources import KINDS
 
 CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -39,6 +61,7 @@ class CameraConfig:
     credential: str
     kind: str
     options: dict[str, Any] = field(default_factory=dict)
+    detect: DetectSettings = field(default_factory=DetectSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +70,7 @@ class EdgeConfig:
 
     server: str
     cameras: tuple[CameraConfig, ...]
+    data_dir: Path = field(default_factory=lambda: default_data_dir({}))
     heartbeat_interval_s: float = 5.0
     stall_timeout_s: float = 15.0
     log_level: str = "info"
@@ -55,6 +79,12 @@ class EdgeConfig:
 def credential_env_name(camera_id: str) -> str:
     """The environment variable that may hold a camera's credential."""
     return "LIVECAM_EDGE_CREDENTIAL_" + camera_id.upper().replace("-", "_")
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    """$STATE_DIRECTORY (systemd; the first if several) or ~/.local/state/livecam-edge."""
+    state = env.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(state) if state else Path("~/.local/state/livecam-edge").expanduser()
 
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> EdgeConfig:
@@ -105,10 +135,20 @@ def parse_config(
             )
         if kind == "file" and "path" in options:
             options["path"] = str((base / str(options["path"])).expanduser())
-        cameras.append(CameraConfig(id=cam_id, credential=credential, kind=kind, options=options))
+        detect = parse_detect(raw.get("detect", {}), f"{where} ({cam_id})", base)
+        cameras.append(
+            CameraConfig(
+                id=cam_id, credential=credential, kind=kind, options=options, detect=detect
+            )
+        )
+    data_dir_raw = env.get("LIVECAM_EDGE_DATA_DIR") or data.get("data_dir")
+    if data_dir_raw is not None and (not isinstance(data_dir_raw, str) or not data_dir_raw):
+        raise ConfigError(f"{origin}: `data_dir` must be a path string")
+    data_dir = (base / Path(data_dir_raw).expanduser()) if data_dir_raw else default_data_dir(env)
     return EdgeConfig(
         server=server.rstrip("/"),
         cameras=tuple(cameras),
+        data_dir=data_dir,
         heartbeat_interval_s=float(data.get("heartbeat_interval_s", 5.0)),
         stall_timeout_s=float(data.get("stall_timeout_s", 15.0)),
         log_level=str(env.get("LIVECAM_LOG_LEVEL") or data.get("log_level", "info")),
@@ -134,4 +174,113 @@ def _credential(
     raise ConfigError(
         f"{where} ({cam_id}): no credential; set credential_file, credential or "
         f"{credential_env_name(cam_id)}"
+    )
+
+
+#: ``[camera.detect]`` keys: (type, minimum, maximum) for numbers.
+_DETECT_NUMBERS: dict[str, tuple[type, float, float]] = {
+    "fps": (float, 0.2, 30.0),
+    "width": (int, 64, 1920),
+    "interval_s": (float, 0.1, 60.0),
+    "motion_threshold": (int, 1, 255),
+    "motion_min_area": (float, 0.0001, 0.5),
+    "motion_quiet_s": (float, 0.5, 600.0),
+    "end_after_s": (float, 0.5, 3600.0),
+    "update_interval_s": (float, 0.1, 3600.0),
+    "stationary_s": (float, 1.0, 86400.0),
+}
+_DETECT_KEYS = {
+    *_DETECT_NUMBERS,
+    "enabled",
+    "kinds",
+    "thresholds",
+    "motion_events",
+    "require_motion",
+    "model",
+}
+
+
+def _detect_number(raw: Mapping[str, Any], key: str, where: str) -> float | None:
+    if key not in raw:
+        return None
+    kind, low, high = _DETECT_NUMBERS[key]
+    value = raw[key]
+    ok = isinstance(value, int) if kind is int else isinstance(value, int | float)
+    if isinstance(value, bool) or not ok or not low <= value <= high:
+        type_name = "an integer" if kind is int else "a number"
+        raise ConfigError(
+            f"{where}: detect.{key} must be {type_name} in {low:g}..{high:g}, got {value!r}"
+        )
+    return float(value)
+
+
+def _detect_bool(raw: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: detect.{key} must be true or false, got {value!r}")
+    return value
+
+
+def parse_detect(raw: Any, where: str, base: Path) -> DetectSettings:
+    """Validate a camera's ``detect`` table; ConfigError names the key."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: `detect` must be a table")
+    unknown = sorted(set(raw) - _DETECT_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key detect.{unknown[0]}; known: {sorted(_DETECT_KEYS)}"
+        )
+    defaults = DetectSettings()
+    numbers = {key: _detect_number(raw, key, where) for key in _DETECT_NUMBERS}
+
+    def number(key: str, default: float) -> float:
+        value = numbers[key]
+        return default if value is None else value
+
+    thresholds = dict(defaults.tracker.thresholds)
+    thresholds_raw = raw.get("thresholds", {})
+    if not isinstance(thresholds_raw, dict):
+        raise ConfigError(f"{where}: detect.thresholds must be a table of kind = score")
+    for kind, value in thresholds_raw.items():
+        if kind not in DETECTION_KINDS:
+            raise ConfigError(
+                f"{where}: detect.thresholds.{kind}: unknown kind; one of {list(DETECTION_KINDS)}"
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ConfigError(f"{where}: detect.thresholds.{kind} must be 0..1, got {value!r}")
+        thresholds[kind] = float(value)
+    kinds_raw = raw.get("kinds", sorted(defaults.tracker.kinds))
+    if not isinstance(kinds_raw, list) or not all(k in DETECTION_KINDS for k in kinds_raw):
+        raise ConfigError(
+            f"{where}: detect.kinds must be a list of {list(DETECTION_KINDS)}, got {kinds_raw!r}"
+        )
+    model = raw.get("model")
+    if model is not None and (not isinstance(model, str) or not model):
+        raise ConfigError(f"{where}: detect.model must be a path string")
+    motion_defaults = defaults.motion
+    try:
+        motion = MotionSettings(
+            threshold=int(number("motion_threshold", motion_defaults.threshold)),
+            min_area=number("motion_min_area", motion_defaults.min_area),
+            quiet_s=number("motion_quiet_s", motion_defaults.quiet_s),
+        )
+        tracker = TrackerSettings(
+            thresholds=thresholds,
+            kinds=frozenset(kinds_raw),
+            end_after_s=number("end_after_s", defaults.tracker.end_after_s),
+            update_interval_s=number("update_interval_s", defaults.tracker.update_interval_s),
+            stationary_s=number("stationary_s", defaults.tracker.stationary_s),
+            motion_events=_detect_bool(raw, "motion_events", where, True),
+            require_motion=_detect_bool(raw, "require_motion", where, True),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{where}: detect: {exc}") from exc
+    return DetectSettings(
+        enabled=_detect_bool(raw, "enabled", where, True),
+        fps=number("fps", defaults.fps),
+        width=int(number("width", defaults.width)),
+        interval_s=number("interval_s", defaults.interval_s),
+        motion=motion,
+        tracker=tracker,
+        model=None if model is None else str(base / Path(model).expanduser()),
     )

@@ -1,15 +1,20 @@
-"""The camera's control websocket to the server: JPEG demand in, JPEGs out.
+"""The camera's control websocket to the server: JPEG demand and zones in, JPEGs out.
 
     GET /api/edge/ws   Authorization: Bearer <edge credential>
 
-The server sends JSON text messages, once on connect and whenever demand changes:
+The server sends JSON text messages, once on connect and whenever they change:
 
     {"type": "jpeg", "want": true, "fps": 5, "max_width": 640}
+    {"type": "zones", "zones": [{"id": "z1", "name": "Driveway", "kind": "zone",
+                                 "points": [[x, y], ...], "labels": ["person"]}, ...]}
 
 and the edge answers with binary messages, each one complete JPEG, for as long as
-``want`` is true. The link is kept up with jittered backoff (the server restarts, the
-network drops); while it is down the JPEG tap is told nobody wants JPEGs, so none are
-made. A refused credential (HTTP 401/403, or close code 4401) is retried once a minute.
+``want`` is true. Zones and privacy masks go to the camera's ZoneState (edge.detect.zones),
+which validates them and keeps the previous ones when a message is bad.
+
+The link is kept up with jittered backoff (the server restarts, the network drops);
+while it is down the JPEG tap is told nobody wants JPEGs, so none are made. A refused
+credential (HTTP 401/403, or close code 4401) is retried once a minute.
 
 Outgoing JPEGs wait in a one-slot buffer: when the link is slower than the camera, the
 older JPEG is dropped and the newest goes next.
@@ -21,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +52,7 @@ class ControlStats:
     jpeg_frames_sent: int = 0
     jpeg_frames_dropped: int = 0  # replaced by a newer JPEG, or made while the link was down
     demand_messages: int = 0
+    zones_messages: int = 0
 
 
 class Refused(Exception):
@@ -64,6 +71,7 @@ class ControlChannel:
         *,
         open_timeout_s: float = 10.0,
         backoff: Backoff | None = None,
+        on_zones: Callable[[dict[str, Any]], object] | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.url = url
@@ -73,6 +81,7 @@ class ControlChannel:
         self.retry_in_s: float | None = None  # the wait before the next attempt, once known
         self._headers = headers
         self._open_timeout_s = open_timeout_s
+        self._on_zones = on_zones
         self._backoff = backoff or Backoff(first=0.5, cap=10.0)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: bytes | None = None
@@ -154,7 +163,7 @@ class ControlChannel:
                 additional_headers=self._headers,
                 open_timeout=self._open_timeout_s,
                 compression=None,  # JPEGs do not compress; deflate would only cost CPU
-                max_size=64 * 1024,  # the server sends small JSON messages only
+                max_size=1024 * 1024,  # small JSON only (a zones message may hold 64 polygons)
                 close_timeout=2.0,
             )
         except InvalidStatus as exc:
@@ -204,7 +213,12 @@ class ControlChannel:
         except ValueError:
             log.warning("control message is not JSON camera=%s", self.camera_id)
             return
-        if not isinstance(message, dict) or message.get("type") != "jpeg":
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "zones" and self._on_zones is not None:
+            self.stats.zones_messages += 1
+            self._on_zones(message)
+            return
+        if kind != "jpeg":
             log.debug("control message ignored camera=%s message=%.100s", self.camera_id, text)
             return
         self.stats.demand_messages += 1

@@ -1,4 +1,5 @@
-"""The edge's HTTPS client for the livecam server: enrollment, LiveKit tokens, heartbeats.
+"""The edge's HTTPS client for the livecam server: enrollment, LiveKit tokens, heartbeats,
+event delivery (edge.events.delivery decides what to retry).
 
 The control websocket (JPEG demand and JPEGs) lives in edge.control; it takes its URL
 and credential from here.
@@ -19,9 +20,12 @@ log = logging.getLogger("edge.uplink")
 class ServerError(RuntimeError):
     """The server could not be reached or answered with an error."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, *, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
-        self.status = status
+        self.status = status  # None: the server was not reached (or gave no answer)
+        self.retry_after_s = retry_after_s  # the server's Retry-After, when it sent one
 
 
 class CredentialRejected(ServerError):
@@ -61,14 +65,27 @@ def _error_message(resp: httpx.Response) -> str:
         return resp.text[:200] or resp.reason_phrase
 
 
+def _retry_after(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP date: rare from an API, the backoff serves
+
+
 def _check(resp: httpx.Response, what: str) -> dict[str, Any]:
     if resp.status_code in (401, 403):
         raise CredentialRejected(f"{what}: {_error_message(resp)}", resp.status_code)
     if resp.status_code >= 400:
         raise ServerError(
-            f"{what}: HTTP {resp.status_code}: {_error_message(resp)}", resp.status_code
+            f"{what}: HTTP {resp.status_code}: {_error_message(resp)}",
+            resp.status_code,
+            retry_after_s=_retry_after(resp),
         )
-    data = resp.json()
+    try:
+        data = resp.json()
+    except ValueError as exc:
+        raise ServerError(f"{what}: the reply is not JSON: {resp.text[:100]!r}") from exc
     if not isinstance(data, dict):
         raise ServerError(f"{what}: unexpected response {data!r:.100}")
     return data
@@ -107,10 +124,18 @@ class ServerClient:
         self._token: LiveKitToken | None = None
 
     async def _post(
-        self, path: str, what: str, body: dict[str, Any] | None = None
+        self,
+        path: str,
+        what: str,
+        body: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         try:
-            resp = await self._client.post(path, json=body or {})
+            if timeout is None:
+                resp = await self._client.post(path, json=body or {})
+            else:
+                resp = await self._client.post(path, json=body or {}, timeout=timeout)
         except httpx.HTTPError as exc:
             raise ServerError(f"{what}: cannot reach {self.server}: {exc!r}") from exc
         return _check(resp, what)
@@ -159,6 +184,16 @@ class ServerClient:
     async def heartbeat(self, body: dict[str, Any]) -> dict[str, Any]:
         """Report health; the reply carries the server's wishes (e.g. MJPEG wanted)."""
         return await self._post("/api/edge/heartbeat", "heartbeat", body)
+
+    async def post_event(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Deliver one event message (contract 3) to ``POST /api/edge/events``.
+
+        Returns the server's JSON (``{"status": "stored" | "duplicate", ...}``); raises
+        CredentialRejected (401/403) or ServerError with ``status`` (None when the server
+        was not reached) and ``retry_after_s``.
+        """
+        # A snapshot makes the body tens of kB: allow a slow uplink more than a heartbeat.
+        return await self._post("/api/edge/events", "event", body, timeout=30.0)
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from edge.analysis import AnalysisStage
 from edge.control import REFUSED_RETRY_S, ControlChannel
+from edge.detect.zones import ZoneState
 from edge.jpeg import JpegTap
 from edge.publisher import Backoff
 
@@ -73,14 +76,17 @@ async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
     await asyncio.wait_for(poll(), timeout)
 
 
-def make_channel(port: int) -> tuple[ControlChannel, JpegTap]:
-    tap = JpegTap("cam", lambda jpeg, t: None, decode=True)
+def make_channel(
+    port: int, on_zones: Callable[[dict[str, Any]], object] | None = None
+) -> tuple[ControlChannel, JpegTap]:
+    tap = JpegTap(AnalysisStage("cam", decode=True), lambda jpeg, t: None)
     channel = ControlChannel(
         "cam",
         f"ws://127.0.0.1:{port}/api/edge/ws",
         {"Authorization": "Bearer lce_secret"},
         tap,
         backoff=Backoff(first=0.05, cap=0.2),
+        on_zones=on_zones,
     )
     return channel, tap
 
@@ -130,6 +136,39 @@ async def test_demand_switches_the_tap_and_jpegs_go_out_as_binary() -> None:
             await until(lambda: tap.wanted)
             assert (tap.fps, tap.max_width) == (2, 320)
         assert not tap.wanted, "stopping the link stops the JPEGs"
+
+
+async def test_zones_messages_reach_the_zone_state(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub = Hub()
+    zones = ZoneState("cam", tmp_path / "zones.json")
+    mask = {"id": "m", "kind": "mask", "points": [[0, 0], [0.5, 0], [0.5, 0.5]]}
+    driveway = {
+        "id": "z",
+        "name": "Driveway",
+        "kind": "zone",
+        "labels": ["vehicle"],
+        "points": [[0, 0.5], [1, 0.5], [1, 1], [0, 1]],
+    }
+    async with running(hub) as server:
+        channel, _ = make_channel(port_of(server), on_zones=zones.update)
+        async with channel_running(channel):
+            await asyncio.wait_for(hub.connected.wait(), 10)
+            ws = hub.connections[-1]
+            await ws.send(json.dumps({"type": "zones", "zones": [mask, driveway]}))
+            await until(lambda: len(zones.current.masks) == 1)
+            assert [z.name for z in zones.current.zones] == ["Driveway"]
+            with caplog.at_level(logging.WARNING, "edge.zones"):
+                await ws.send(
+                    json.dumps({"type": "zones", "zones": [{**mask, "points": [[0, 0]]}]})
+                )
+                await until(lambda: zones.rejected == 1)
+            assert "zones message rejected camera=cam" in caplog.text
+            assert len(zones.current.masks) == 1, "a bad message keeps the previous zones"
+            await ws.send(json.dumps({"type": "zones", "zones": []}))
+            await until(lambda: not zones.current.masks)
+            assert channel.stats.zones_messages == 3
 
 
 async def test_reconnects_after_the_server_restarts_and_makes_no_jpegs_meanwhile() -> None:

@@ -1,4 +1,5 @@
-"""edge.jpeg: JPEGs only while wanted, throttled, scaled; from pictures or decoded H.264."""
+"""edge.analysis + edge.jpeg: JPEGs only while wanted, throttled, scaled; from pictures or
+decoded H.264; several outputs of one stage at their own rates and sizes."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from edge.analysis import AnalysisStage, FrameThrottle, scaled_size
+from edge.detect.zones import ZoneState
 from edge.h264 import AccessUnitReader
-from edge.jpeg import FrameThrottle, JpegTap, scaled_size
+from edge.jpeg import JpegTap, PictureFilter
 from edge.sources.base import CapturedFrame, Picture, SensorClock
 from edge.sources.demux import annexb_packets, open_h264
 from edge.sources.picamera2 import LoresTap, default_lores_size, lores_picture
@@ -82,6 +85,17 @@ def jpegs() -> Jpegs:
     return Jpegs()
 
 
+def make_tap(
+    output: Callable[[bytes, int], None],
+    *,
+    decode: bool,
+    picture_filter: PictureFilter | None = None,
+) -> tuple[AnalysisStage, JpegTap]:
+    """A stage with only a JPEG tap on it, as the camera runner builds it."""
+    stage = AnalysisStage("cam", decode=decode)
+    return stage, JpegTap(stage, output, picture_filter=picture_filter)
+
+
 # --- throttle and scaling --------------------------------------------------------------
 
 
@@ -134,19 +148,19 @@ def test_scaled_size_keeps_aspect_and_even_sizes(
 
 
 def test_nothing_is_made_until_wanted(jpegs: Jpegs) -> None:
-    tap = JpegTap("cam", jpegs, decode=False)
-    tap.start()
+    stage, tap = make_tap(jpegs, decode=False)
+    stage.start()
     try:
-        assert not tap.wants_picture(0)
+        assert not stage.wants_picture(0)
         for i in range(30):
-            tap.on_picture(gray_picture(320, 240, i * FRAME_US))
-        assert tap.stats.taken == 0
+            stage.on_picture(gray_picture(320, 240, i * FRAME_US))
+        assert stage.stats.taken == 0
         tap.set_wanted(True, fps=5, max_width=640)
-        assert tap.wants_picture(30 * FRAME_US)
-        tap.on_picture(gray_picture(320, 240, 30 * FRAME_US))
+        assert stage.wants_picture(30 * FRAME_US)
+        stage.on_picture(gray_picture(320, 240, 30 * FRAME_US))
         jpegs.wait(1)
     finally:
-        tap.close()
+        stage.close()
     assert tap.stats.encoded == 1
 
 
@@ -156,24 +170,24 @@ def test_pictures_are_throttled_scaled_and_filtered(jpegs: Jpegs) -> None:
         out[:, : rgb.shape[1] // 2] = 0
         return out
 
-    tap = JpegTap("cam", jpegs, decode=False, picture_filter=black_out_left_half)
+    stage, tap = make_tap(jpegs, decode=False, picture_filter=black_out_left_half)
     tap.set_wanted(True, fps=5, max_width=640)
-    tap.start()
+    stage.start()
     try:
         asked = 0
         for i in range(60):  # two seconds of a 30 fps camera
             t = i * FRAME_US
-            if tap.wants_picture(t):
+            if stage.wants_picture(t):
                 asked += 1
-                tap.on_picture(gray_picture(1280, 720, t, luma=200))
+                stage.on_picture(gray_picture(1280, 720, t, luma=200))
                 # Wait for each so none is replaced while the worker is busy.
-                jpegs.wait(tap.stats.taken)
+                jpegs.wait(stage.stats.taken)
     finally:
-        tap.close()
+        stage.close()
     # At 0 s, then one per 200 ms slot (a quarter slot early at most) up to 1.97 s.
     assert asked == 11
     assert tap.stats.encoded == 11
-    assert tap.stats.dropped == 0
+    assert stage.stats.dropped == 0
     times = [t for _, t in jpegs.items]
     assert times == sorted(times)
     assert min(b - a for a, b in itertools.pairwise(times)) >= 5 * FRAME_US - 1
@@ -191,33 +205,33 @@ def test_a_busy_worker_drops_pictures_instead_of_blocking(jpegs: Jpegs) -> None:
         release.wait(10)
         jpegs(jpeg, capture_us)
 
-    tap = JpegTap("cam", slow_output, decode=False)
+    stage, tap = make_tap(slow_output, decode=False)
     tap.set_wanted(True, fps=30)
-    tap.start()
+    stage.start()
     try:
-        tap.on_picture(gray_picture(320, 240, 0))
-        wait_for(lambda: tap._slot is None)  # the worker took it and is stuck in the output
+        stage.on_picture(gray_picture(320, 240, 0))
+        wait_for(lambda: stage._slot is None)  # the worker took it and is stuck in the output
         started = time.monotonic()
         for i in range(1, 40):
-            tap.on_picture(gray_picture(320, 240, i * FRAME_US))
+            stage.on_picture(gray_picture(320, 240, i * FRAME_US))
         assert time.monotonic() - started < 0.5, "the source thread was held up"
         release.set()
         jpegs.wait(2)
     finally:
         release.set()
-        tap.close()
+        stage.close()
     # One in the output, one waiting at the end: everything else was replaced.
-    assert tap.stats.taken == 40
-    assert tap.stats.dropped == 38
+    assert stage.stats.taken == 40
+    assert stage.stats.dropped == 38
     assert [t for _, t in jpegs.items] == [0, 39 * FRAME_US]
 
 
 def test_synthetic_source_hands_its_rendered_pictures(jpegs: Jpegs) -> None:
     source = SyntheticSource(name="synth", width=640, height=360, fps=30)
-    tap = JpegTap("synth", jpegs, decode=False)
-    source.set_picture_sink(tap)
+    stage, tap = make_tap(jpegs, decode=False)
+    source.set_picture_sink(stage)
     tap.set_wanted(True, fps=10, max_width=320)
-    tap.start()
+    stage.start()
     stop = threading.Event()
     thread = threading.Thread(target=source.run, args=(lambda f: None, stop), daemon=True)
     thread.start()
@@ -226,12 +240,12 @@ def test_synthetic_source_hands_its_rendered_pictures(jpegs: Jpegs) -> None:
     finally:
         stop.set()
         thread.join(10)
-        tap.close()
+        stage.close()
     images = jpegs.images()
     assert {im.size for im in images} == {(320, 180)}
     lumas = [np.asarray(im.convert("L"), dtype=int) for im in images]
     assert np.abs(lumas[0] - lumas[-1]).mean() > 2, "the picture moves"
-    assert tap.stats.decoders_opened == 0
+    assert stage.stats.decoders_opened == 0
 
 
 def test_lores_buffers_with_stride_padding_become_pictures() -> None:
@@ -289,24 +303,117 @@ def test_lores_tap_copies_a_buffer_only_when_the_sink_wants_one(jpegs: Jpegs) ->
     buffer = np.full((height * 3 // 2, width), 100, np.uint8)
     lores = LoresTap("pi", config)
     lores.clock = SensorTime()
-    tap = JpegTap("pi", jpegs, decode=False)
+    stage, tap = make_tap(jpegs, decode=False)
     requests = [FakeRequest(i * FRAME_US * 1000, buffer) for i in range(30)]
     for request in requests[:10]:
         lores.on_request(request)  # no sink yet
-    lores.sink = tap
+    lores.sink = stage
     for request in requests[10:20]:
         lores.on_request(request)  # a sink that wants nothing
     assert sum(r.arrays_made for r in requests) == 0
     tap.set_wanted(True, fps=5)
-    tap.start()
+    stage.start()
     try:
         for request in requests[20:]:
             lores.on_request(request)
-            jpegs.wait(tap.stats.taken)
+            jpegs.wait(stage.stats.taken)
     finally:
-        tap.close()
+        stage.close()
     assert sum(r.arrays_made for r in requests) == 2  # 10 frames at 30 fps → 2 at 5 fps
     assert {im.size for im in jpegs.images()} == {(640, 360)}
+
+
+class Pictures:
+    """A plain stage output that records what it got."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[tuple[int, ...], int, bool]] = []
+
+    def __call__(self, rgb: np.ndarray[Any, np.dtype[np.uint8]], capture_us: int) -> None:
+        self.items.append((rgb.shape, capture_us, bool(rgb.flags.writeable)))
+
+
+def test_outputs_get_their_own_rate_and_size_from_one_picture_supply(jpegs: Jpegs) -> None:
+    stage, tap = make_tap(jpegs, decode=False)
+    analysis = Pictures()
+    out = stage.add_output("events", analysis, fps=2, max_width=320)
+    tap.set_wanted(True, fps=5, max_width=640)
+    out.set(True)
+    outputs = (out, tap.pictures)
+    stage.start()
+    try:
+        for i in range(90):  # three seconds of a 30 fps camera
+            t = i * FRAME_US
+            if stage.wants_picture(t):
+                stage.on_picture(gray_picture(1280, 720, t))
+                # Let the worker finish this picture so none is replaced.
+                wait_for(lambda: all(o.stats.delivered == o.stats.taken for o in outputs))
+    finally:
+        stage.close()
+    # Each on its own grid: 0 s, then every 200 ms / 500 ms (a quarter slot early at most).
+    assert len(jpegs.items) == 16
+    assert len(analysis.items) == 7
+    assert stage.stats.dropped == 0
+    times = {t for _, t in jpegs.items} | {t for _, t, _ in analysis.items}
+    assert stage.stats.taken == len(times) < 16 + 7, "a picture both want is made once"
+    assert {im.size for im in jpegs.images()} == {(640, 360)}
+    assert {shape for shape, _, _ in analysis.items} == {(180, 320, 3)}
+    assert not any(writable for _, _, writable in analysis.items), "shared pictures are read-only"
+    # Switching one off leaves the other running.
+    out.set(False)
+    assert stage.wanted
+    assert tap.wanted
+    tap.set_wanted(False)
+    assert not stage.wanted
+
+
+def test_privacy_masks_are_black_in_every_jpeg(jpegs: Jpegs, tmp_path: Path) -> None:
+    zones = ZoneState("cam", tmp_path / "zones.json")
+    right_half = [[0.5, 0], [1, 0], [1, 1], [0.5, 1]]
+    assert zones.update(
+        {"type": "zones", "zones": [{"id": "m", "kind": "mask", "points": right_half}]}
+    )
+    stage, tap = make_tap(jpegs, decode=False, picture_filter=zones.apply_masks)
+    tap.set_wanted(True, fps=30, max_width=640)
+    stage.start()
+    try:
+        stage.on_picture(gray_picture(640, 360, 0, luma=220))
+        jpegs.wait(1)
+        assert zones.update({"type": "zones", "zones": []})  # the mask is removed
+        stage.on_picture(gray_picture(640, 360, 10 * FRAME_US, luma=220))
+        jpegs.wait(2)
+    finally:
+        stage.close()
+    masked, unmasked = (np.asarray(im.convert("L"), dtype=int) for im in jpegs.images())
+    assert masked[:, 330:].max() < 12, "the masked half is black in the JPEG bytes"
+    assert masked[:, :310].min() > 200
+    assert unmasked.min() > 200, "without the mask the picture is whole again"
+
+
+def test_the_decoder_serves_any_output_and_closes_when_none_is_left(
+    jpegs: Jpegs, clip_frames: list[CapturedFrame]
+) -> None:
+    stage, _ = make_tap(jpegs, decode=True)  # a JPEG tap nobody wants
+    analysis = Pictures()
+    out = stage.add_output("events", analysis, fps=5, max_width=320)
+    stage.start()
+    try:
+        out.set(True)  # detection only: nobody watches
+        for frame in clip_frames[:60]:
+            stage.on_frame(frame)
+        wait_for(lambda: stage.stats.decoded == 60)
+        assert stage.decoding
+        wait_for(lambda: len(analysis.items) == 11)
+        assert not jpegs.items, "no JPEG while nobody wants one"
+        out.set(False)
+        wait_for(lambda: not stage.decoding)
+    finally:
+        stage.close()
+    assert {shape for shape, _, _ in analysis.items} == {(180, 320, 3)}
+    # 5 fps of 2 s, on the capture-time grid (a quarter slot early at most).
+    times = [t for _, t, _ in analysis.items]
+    assert times == sorted(times)
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 150_000 - FRAME_US
 
 
 # --- decoding H.264 (sources without pictures) -----------------------------------------
@@ -323,39 +430,39 @@ def test_decoding_starts_at_a_keyframe_and_stops_when_unwanted(
     jpegs: Jpegs, clip_frames: list[CapturedFrame]
 ) -> None:
     assert [f.index for f in clip_frames if f.au.keyframe] == [0, 30, 60]
-    tap = JpegTap("file", jpegs, decode=True)
-    tap.start()
+    stage, tap = make_tap(jpegs, decode=True)
+    stage.start()
     try:
         for frame in clip_frames[:5]:
-            tap.on_frame(frame)  # not wanted: not even queued
-        assert not tap._access_units
+            stage.on_frame(frame)  # not wanted: not even queued
+        assert not stage._access_units
         tap.set_wanted(True, fps=5, max_width=640)
         for frame in clip_frames[12:45]:  # joins mid-GOP
-            tap.on_frame(frame)
-        wait_for(lambda: tap.stats.decoded + tap.stats.skipped_to_keyframe == 33)
-        assert tap.stats.skipped_to_keyframe == 18, "frames 12..29 wait for the IDR at 30"
-        assert tap.stats.decoded == 15
-        assert tap.stats.decoders_opened == 1
-        assert tap.decoding
+            stage.on_frame(frame)
+        wait_for(lambda: stage.stats.decoded + stage.stats.skipped_to_keyframe == 33)
+        assert stage.stats.skipped_to_keyframe == 18, "frames 12..29 wait for the IDR at 30"
+        assert stage.stats.decoded == 15
+        assert stage.stats.decoders_opened == 1
+        assert stage.decoding
         got = jpegs.wait(3)
         assert [t for _, t in got] == [30 * FRAME_US, 35 * FRAME_US, 41 * FRAME_US]
 
         tap.set_wanted(False)
-        wait_for(lambda: not tap.decoding)
+        wait_for(lambda: not stage.decoding)
         for frame in clip_frames[45:]:
-            tap.on_frame(frame)
-        assert tap.stats.decoded == 15, "no decoding while unwanted"
+            stage.on_frame(frame)
+        assert stage.stats.decoded == 15, "no decoding while unwanted"
 
         # Wanted again: a new decoder, from the next keyframe on.
         tap.set_wanted(True)
         for frame in clip_frames[45:75]:
-            tap.on_frame(frame)
-        wait_for(lambda: tap.stats.decoded == 30)
-        assert tap.stats.decoders_opened == 2
-        assert tap.stats.skipped_to_keyframe == 18 + 15
+            stage.on_frame(frame)
+        wait_for(lambda: stage.stats.decoded == 30)
+        assert stage.stats.decoders_opened == 2
+        assert stage.stats.skipped_to_keyframe == 18 + 15
     finally:
-        tap.close()
-    assert not tap.decoding
+        stage.close()
+    assert not stage.decoding
     images = jpegs.images()
     assert {im.size for im in images} == {(640, 360)}
     first, last = (np.asarray(im.convert("L"), dtype=int) for im in (images[0], images[-1]))
@@ -365,17 +472,17 @@ def test_decoding_starts_at_a_keyframe_and_stops_when_unwanted(
 def test_a_decoder_that_falls_behind_restarts_at_a_keyframe(
     jpegs: Jpegs, clip_frames: list[CapturedFrame]
 ) -> None:
-    tap = JpegTap("file", jpegs, decode=True)
+    stage, tap = make_tap(jpegs, decode=True)
     tap.set_wanted(True)
     # The worker is not running: the queue overflows at its bound, and what is left
     # (frames 61..65) cannot be decoded without the keyframe that was dropped.
-    for frame in clip_frames[1 : JpegTap.MAX_PENDING_ACCESS_UNITS + 6]:
-        tap.on_frame(frame)
-    assert tap.stats.overflows == 1
-    assert len(tap._access_units) == 5
-    tap.start()
+    for frame in clip_frames[1 : AnalysisStage.MAX_PENDING_ACCESS_UNITS + 6]:
+        stage.on_frame(frame)
+    assert stage.stats.overflows == 1
+    assert len(stage._access_units) == 5
+    stage.start()
     try:
-        wait_for(lambda: not tap._access_units and tap.stats.skipped_to_keyframe == 5)
+        wait_for(lambda: not stage._access_units and stage.stats.skipped_to_keyframe == 5)
     finally:
-        tap.close()
-    assert tap.stats.decoded == 0
+        stage.close()
+    assert stage.stats.decoded == 0

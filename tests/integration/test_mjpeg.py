@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scripts.devstack import ManagedProcess, Stack
+from scripts.devstack import (
+    EdgeCamera,
+    ManagedProcess,
+    Stack,
+    create_camera,
+    start_edge,
+    write_edge_config,
+)
 from scripts.media import make_h264_file
 from scripts.mjpeg import Part, mjpeg_parts, slow_reader, watch_window
 from tests.livestack import EdgeFactory, wait_status
@@ -166,11 +173,27 @@ async def test_snapshot_is_a_fresh_jpeg_and_is_kept(
     assert Image.open(stored).format == "JPEG"
 
 
-async def test_file_camera_is_decoded_only_while_watched(
-    stack: Stack, start_cameras: EdgeFactory, tmp_path: Path
+def start_file_camera(stack: Stack, tmp_path: Path, clip: Path, detect: str) -> tuple[str, Any]:
+    """One file camera with a ``[camera.detect]`` table of its own."""
+    cam, credential = create_camera(stack.api, "file camera")
+    config = write_edge_config(
+        tmp_path / "edge.toml",
+        stack.api.url,
+        [EdgeCamera(cam, credential, {"kind": "file", "path": str(clip)})],
+        heartbeat_interval_s=1.0,
+        data_dir=str(tmp_path / "state"),
+    )
+    config.write_text(config.read_text() + f"[camera.detect]\n{detect}\n")
+    edge = start_edge(tmp_path, config)
+    stack.edges.append(edge)
+    return cam, edge
+
+
+async def test_file_camera_without_detection_is_decoded_only_while_watched(
+    stack: Stack, tmp_path: Path
 ) -> None:
     clip = make_h264_file(tmp_path / "clip.mp4", width=960, height=540, fps=30, seconds=4, gop=30)
-    (cam,), edge = start_cameras({"kind": "file", "path": str(clip)})
+    cam, edge = start_file_camera(stack, tmp_path, clip, "enabled = false")
     wait_status(stack, cam, lambda s: s["online"])
     assert "h264 decoder opened" not in log_text(edge)
 
@@ -179,6 +202,16 @@ async def test_file_camera_is_decoded_only_while_watched(
     wait_log(edge, r"h264 decoder opened camera=" + cam)
     # Unwatched, the decoder is dropped.
     wait_log(edge, r"h264 decoder closed camera=" + cam + r" why='?not wanted")
+
+
+async def test_file_camera_with_detection_shares_one_decoder(stack: Stack, tmp_path: Path) -> None:
+    clip = make_h264_file(tmp_path / "clip.mp4", width=960, height=540, fps=30, seconds=4, gop=30)
+    cam, edge = start_file_camera(stack, tmp_path, clip, "motion_events = true")
+    # Motion needs pictures whether or not anyone watches: decoded from the start.
+    wait_log(edge, r"h264 decoder opened camera=" + cam)
+    check_stream(await collect(stack, cam, 12), 640, 360)
+    # MJPEG came from the same decoder: it was never opened a second time.
+    assert len(re.findall(r"h264 decoder opened camera=" + cam, log_text(edge))) == 1
 
 
 async def test_twenty_viewers_get_every_frame_while_a_slow_one_lags(
