@@ -8,15 +8,24 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import cameras, dashboard, edge, health, media, webhook
+from app.api import cameras, dashboard, edge, health, media, push, webhook
+from app.api import events as events_api
+from app.api import zones as zones_api
 from app.clock import utc_now
 from app.db import make_engine, make_session_factory
 from app.errors import install_error_handlers
+from app.event_relay import RoomEventRelay
+from app.event_snapshots import EventSnapshotStore
+from app.eventbus import EventBus
+from app.events import EventIngest, EventPruner
 from app.media import LocalMediaRelay
-from app.rooms import LiveKitProbe, LiveKitRooms
+from app.push import PushConfig, PushDispatcher, start_push
+from app.push_vapid import load_vapid_key
+from app.rooms import LiveKitProbe, LiveKitRoomData, LiveKitRooms
 from app.schemas import ErrorResponse
 from app.settings import Settings, load_settings
 from app.tickets import TicketSigner, load_server_secret
+from app.zones import ZonesNotifier
 
 DESCRIPTION = """\
 Identity, tokens, cameras, enrollment and health for livecam.
@@ -31,8 +40,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Builds the app. The database must already be migrated (`python -m app` does it).
 
     Swappable parts live on `app.state`: `clock` (returns aware UTC datetimes),
-    `rooms` (LiveKit RoomService), `livekit_probe`, `media` (the MJPEG relay) and
-    `tickets` (MJPEG ticket signer).
+    `rooms` (LiveKit RoomService), `livekit_probe`, `media` (the MJPEG relay),
+    `tickets` (MJPEG ticket signer), `event_bus`, `room_data` (LiveKit data messages
+    for the event overlay) and `zones_notifier`.
     """
     settings = settings or load_settings()
     settings.ensure_data_dir()
@@ -43,7 +53,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Read from app.state here, not earlier: tests swap parts before startup.
+        relay = RoomEventRelay(_app.state.room_data)
+        relay.start(_app.state.event_bus)
+        _app.state.event_relay = relay
+        pruner = EventPruner(
+            _app.state.session_factory,
+            _app.state.event_snapshots,
+            lambda: _app.state.clock(),
+            settings.event_retention_days,
+            settings.event_prune_interval,
+        )
+        pruner.start()
+        _app.state.event_pruner = pruner
+        start_push(_app)
         yield
+        await _app.state.push.aclose()
+        await pruner.aclose()
+        await relay.aclose()
         await _app.state.media.aclose()
         engine.dispose()
 
@@ -60,6 +87,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.livekit_probe = LiveKitProbe(timeout_s=2.0, ttl_s=5.0)
     app.state.media = media_relay
     app.state.tickets = TicketSigner(load_server_secret(settings.data_dir))
+    app.state.event_bus = EventBus()
+    app.state.event_snapshots = EventSnapshotStore(settings.data_dir / "events")
+    app.state.event_ingest = EventIngest(
+        app.state.session_factory, app.state.event_snapshots, app.state.event_bus
+    )
+    app.state.zones_notifier = ZonesNotifier()
+    # Room data for the live overlay (app/event_relay.py); tests put a fake here.
+    app.state.room_data = LiveKitRoomData(
+        settings.livekit_url,
+        settings.livekit_api_key,
+        settings.livekit_api_secret.get_secret_value(),
+    )
+    app.state.vapid = load_vapid_key(settings.data_dir)
+    app.state.push = PushDispatcher(
+        app.state.session_factory,
+        app.state.vapid,
+        app.state.tickets,
+        PushConfig.from_settings(settings),
+        clock=lambda: app.state.clock(),  # read at call time: tests swap the clock
+    )
 
     install_error_handlers(app)
     # Documents our error shape instead of FastAPI's default 422 body.
@@ -72,4 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhook.router, responses=invalid)
     app.include_router(dashboard.router)
     app.include_router(media.router, responses=invalid)
+    app.include_router(push.router, responses=invalid)
+    app.include_router(events_api.router, responses=invalid)
+    app.include_router(zones_api.router, responses=invalid)
     return app

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -112,3 +112,114 @@ class EdgeCredential(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     camera: Mapped[Camera] = relationship(back_populates="credentials")
+
+
+class PushSubscription(Base):
+    """A browser's Web Push subscription and what it wants to hear about.
+
+    The endpoint is a capability URL: it is kept to send to, returned to admins, and never
+    logged (logs name its host only).
+    """
+
+    __tablename__ = "push_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(Text)
+    # sha256 of the endpoint: one row per endpoint without a unique index on a long text.
+    endpoint_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    p256dh: Mapped[str] = mapped_column(String(100))  # base64url, 65-byte P-256 point
+    auth: Mapped[str] = mapped_column(String(40))  # base64url, 16 bytes
+    device: Mapped[str] = mapped_column(String(100))
+    # Camera ids to notify about; null = every camera.
+    cameras: Mapped[list[str] | None] = mapped_column(JSON)
+    labels: Mapped[list[str]] = mapped_column(JSON)
+    # {"start": "22:00", "end": "07:00", "tz": "Europe/Berlin"} or null.
+    quiet_hours: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # IANA zone the notification text shows times in (null: the quiet hours' zone, or UTC).
+    tz: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(200))
+
+
+class PushNotice(Base):
+    """An event that Web Push has already dispatched: at most one notification per event."""
+
+    __tablename__ = "push_notices"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class Event(Base):
+    """A detection or motion event, as the edge reported it (its latest state).
+
+    ``id`` is the edge's event id. ``last_seq`` is the highest message seq applied, so
+    a message is applied at most once whatever order messages arrive in. ``version``
+    grows with every applied change across all events (SSE ids, Last-Event-ID replay).
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_camera_started", "camera_id", "started_at"),
+        Index("ix_events_label_started", "label", "started_at"),
+        Index("ix_events_started_at", "started_at"),
+        Index("ix_events_version", "version", unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(16))  # person | vehicle | pet | motion | other
+    object: Mapped[str | None] = mapped_column(String(40))  # COCO name; null for motion
+    score: Mapped[float] = mapped_column(Float)  # of the newest message
+    best_score: Mapped[float] = mapped_column(Float)  # the highest of any message
+    box: Mapped[list[float] | None] = mapped_column(JSON)
+    # Every zone the event was seen in (union over its messages), in order of entry.
+    zones: Mapped[list[str]] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())  # `at` of the newest message
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_seq: Mapped[int] = mapped_column(Integer)
+    # Path of the kept snapshot under <data>/events/, and the score it was sent with.
+    snapshot: Mapped[str | None] = mapped_column(String(200))
+    snapshot_score: Mapped[float | None] = mapped_column(Float)
+    snapshot_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())  # first message received
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())  # last change applied
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class EventZone(Base):
+    """One zone an event was seen in (for the ``zone`` filter, portable across databases)."""
+
+    __tablename__ = "event_zones"
+
+    event_id: Mapped[str] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
+    )
+    zone: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+
+
+class Counter(Base):
+    """A named counter. ``events`` numbers event changes; bumping it first in the ingest
+    transaction also serialises event writes, so versions are handed out in commit order."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)
+
+
+class CameraZones(Base):
+    """A camera's zones and privacy masks (the contract-2 list), replaced as a whole."""
+
+    __tablename__ = "camera_zones"
+
+    camera_id: Mapped[str] = mapped_column(
+        ForeignKey("cameras.id", ondelete="CASCADE"), primary_key=True
+    )
+    zones: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,4 +1,5 @@
-"""LiveKit RoomService calls the server makes: a reachability probe and room deletion."""
+"""LiveKit RoomService calls the server makes: a reachability probe, room deletion, and
+data messages into a room (the live event overlay)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Protocol
 
 import aiohttp
 from livekit.api import LiveKitAPI, ServerError
-from livekit.protocol.room import DeleteRoomRequest, ListRoomsRequest
+from livekit.protocol.models import DataPacket
+from livekit.protocol.room import DeleteRoomRequest, ListRoomsRequest, SendDataRequest
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,55 @@ class LiveKitRooms:
             if exc.status == 404 or exc.code == "not_found":
                 return
             raise
+
+
+class RoomDataSender(Protocol):
+    """Sends data messages into LiveKit rooms; tests substitute their own."""
+
+    async def send_data(self, room: str, data: bytes, topic: str) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LiveKitRoomData:
+    """RoomService SendData over one kept-open HTTP session (events can come in bursts).
+
+    Messages are sent reliable, to everyone in the room. A room nobody is in does not
+    exist in LiveKit; that raises ``ServerError`` (see ``is_missing_room``).
+    """
+
+    def __init__(self, url: str, api_key: str, api_secret: str, timeout_s: float = 2.0) -> None:
+        self._url = url
+        self._api_key = api_key
+        self._api_secret = api_secret
+        self.timeout_s = timeout_s
+        self._lk: LiveKitAPI | None = None
+
+    async def send_data(self, room: str, data: bytes, topic: str) -> None:
+        """Sends ``data`` to every participant of ``room`` on ``topic`` (reliable)."""
+        if self._lk is None:
+            # Made on first use: its HTTP session belongs to the running event loop.
+            self._lk = LiveKitAPI(
+                self._url,
+                self._api_key,
+                self._api_secret,
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            )
+        request = SendDataRequest(room=room, data=data, kind=DataPacket.Kind.RELIABLE, topic=topic)
+        async with asyncio.timeout(self.timeout_s):
+            await self._lk.room.send_data(request)
+
+    async def aclose(self) -> None:
+        if self._lk is not None:
+            lk, self._lk = self._lk, None
+            await lk.aclose()
+
+
+def is_missing_room(exc: BaseException) -> bool:
+    """Whether a RoomService error means the room does not exist (nobody is in it)."""
+    return isinstance(exc, ServerError) and (
+        exc.status == 404 or exc.code == "not_found" or "does not exist" in exc.message
+    )
 
 
 def describe_error(exc: BaseException, timeout_s: float | None = None) -> str:

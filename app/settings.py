@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -54,6 +55,45 @@ class Settings(BaseSettings):
         default=640, ge=64, le=3840, validation_alias="LIVECAM_MJPEG_MAX_WIDTH"
     )
 
+    # Events (app/events.py): retention, snapshot size, the SSE keepalive.
+    event_retention_days: int = Field(
+        default=30, ge=1, le=3650, validation_alias="LIVECAM_EVENT_RETENTION_DAYS"
+    )
+    event_prune_interval: float = Field(
+        default=3600.0, gt=0, validation_alias="LIVECAM_EVENT_PRUNE_INTERVAL"
+    )
+    event_snapshot_max_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        validation_alias="LIVECAM_EVENT_SNAPSHOT_MAX_BYTES",
+    )
+    event_stream_keepalive: float = Field(
+        default=15.0, gt=0, le=300, validation_alias="LIVECAM_EVENT_STREAM_KEEPALIVE"
+    )
+
+    # Web Push (app/push.py). The subject tells push services whom to contact.
+    vapid_subject: str = Field(
+        default="mailto:admin@localhost", validation_alias="LIVECAM_VAPID_SUBJECT"
+    )
+    push_allow_insecure: bool = Field(default=False, validation_alias="LIVECAM_PUSH_ALLOW_INSECURE")
+    push_ttl: int = Field(default=3600, ge=0, le=86400 * 28, validation_alias="LIVECAM_PUSH_TTL")
+    push_min_interval: float = Field(
+        default=60.0, ge=0, validation_alias="LIVECAM_PUSH_MIN_INTERVAL"
+    )
+    push_max_per_hour: int = Field(default=30, ge=1, validation_alias="LIVECAM_PUSH_MAX_PER_HOUR")
+    push_concurrency: int = Field(
+        default=8, ge=1, le=256, validation_alias="LIVECAM_PUSH_CONCURRENCY"
+    )
+    push_timeout: float = Field(default=10.0, gt=0, le=120, validation_alias="LIVECAM_PUSH_TIMEOUT")
+    push_retries: int = Field(default=3, ge=0, le=10, validation_alias="LIVECAM_PUSH_RETRIES")
+    push_retry_delay: float = Field(
+        default=2.0, ge=0, le=300, validation_alias="LIVECAM_PUSH_RETRY_DELAY"
+    )
+    push_max_event_age: float = Field(
+        default=900.0, gt=0, validation_alias="LIVECAM_PUSH_MAX_EVENT_AGE"
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _lower_log_level(cls, data: object) -> object:
@@ -84,6 +124,7 @@ class Settings(BaseSettings):
                 f"LIVEKIT_API_SECRET must be at least {MIN_SECRET_LENGTH} characters long "
                 "(LiveKit requires it)"
             )
+        self.vapid_subject = check_vapid_subject(self.vapid_subject)
         self.data_dir = self.data_dir.expanduser().resolve()
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'livecam.db'}"
@@ -95,6 +136,26 @@ class Settings(BaseSettings):
         """Creates LIVECAM_DATA if it is missing and returns it."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return self.data_dir
+
+
+# What push services (and pywebpush's signer) accept: a mail address or an https origin
+# on a dotted host name (or localhost), nothing more.
+_HOST = r"(localhost|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)"
+_MAILTO = re.compile(rf"^mailto:[^@\s/:]+@{_HOST}$", re.IGNORECASE)
+_HTTPS = re.compile(rf"^https://{_HOST}$", re.IGNORECASE)
+
+
+def check_vapid_subject(value: str) -> str:
+    """The VAPID subject (``mailto:you@example.org`` or ``https://example.org``), stripped;
+    raises ValueError otherwise (push services refuse anything else)."""
+    subject = value.strip()
+    if not (_MAILTO.match(subject) or _HTTPS.match(subject)):
+        raise ValueError(
+            "LIVECAM_VAPID_SUBJECT must be a mailto: address or an https:// origin (no path) "
+            f"where push services can reach the operator, e.g. mailto:admin@example.org; "
+            f"got {value!r}"
+        )
+    return subject
 
 
 def load_settings() -> Settings:

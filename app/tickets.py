@@ -11,6 +11,11 @@ The ticket names no camera itself; the camera id in the URL is part of what is s
 so a ticket for one camera is worthless for another. It only has to be valid when the
 stream is opened; the stream may outlive it.
 
+The same signer issues long-lived tickets for one event's snapshot (Web Push puts one
+in the notification's image URL, which the browser fetches without any header): scope
+``event-snapshot`` instead of ``mjpeg``, the event id instead of the camera id, 24 h by
+default. A ticket of one scope is worthless for the other.
+
 The server secret is 32 random bytes made on first start into
 ``$LIVECAM_DATA/server.secret`` (mode 0600), independent of the LiveKit key pair.
 """
@@ -33,6 +38,11 @@ log = logging.getLogger(__name__)
 SERVER_SECRET_FILE = "server.secret"  # noqa: S105 (a file name)
 TICKET_TTL_S = 60
 _VERSION = "v1"
+
+MJPEG_SCOPE = "mjpeg"
+EVENT_SNAPSHOT_SCOPE = "event-snapshot"
+#: A notification may be opened hours after it arrived; its picture must still load.
+EVENT_SNAPSHOT_TICKET_TTL_S = 86400
 
 
 def load_server_secret(data_dir: Path) -> bytes:
@@ -81,23 +91,48 @@ class TicketSigner:
         self._secret = secret
         self.ttl_s = ttl_s
 
-    def _mac(self, camera_id: str, expires: int) -> str:
-        message = f"mjpeg\0{camera_id}\0{expires}".encode()
+    def _mac(self, scope: str, subject: str, expires: int) -> str:
+        message = f"{scope}\0{subject}\0{expires}".encode()
         digest = hmac.new(self._secret, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
-    def issue(self, camera_id: str, now: datetime) -> Ticket:
-        """A ticket for ``camera_id`` valid for ``ttl_s`` seconds from ``now``."""
-        expires = int(now.timestamp()) + self.ttl_s
-        value = f"{_VERSION}.{expires}.{self._mac(camera_id, expires)}"
+    def issue(
+        self, camera_id: str, now: datetime, *, scope: str = MJPEG_SCOPE, ttl_s: int | None = None
+    ) -> Ticket:
+        """A ticket for ``camera_id`` (or, with another ``scope``, that scope's subject)
+        valid for ``ttl_s`` (default: the signer's) seconds from ``now``."""
+        expires = int(now.timestamp()) + (self.ttl_s if ttl_s is None else ttl_s)
+        value = f"{_VERSION}.{expires}.{self._mac(scope, camera_id, expires)}"
         return Ticket(value, datetime.fromtimestamp(expires, UTC))
 
-    def verify(self, ticket: str, camera_id: str, now: datetime) -> bool:
-        """True when ``ticket`` was issued by this server for ``camera_id`` and has not expired."""
+    def verify(
+        self, ticket: str, camera_id: str, now: datetime, *, scope: str = MJPEG_SCOPE
+    ) -> bool:
+        """True when ``ticket`` was issued by this server for ``camera_id`` (in ``scope``)
+        and has not expired."""
         parts = ticket.split(".")
         if len(parts) != 3 or parts[0] != _VERSION or not parts[1].isdigit():
             return False
         expires = int(parts[1])
-        if not hmac.compare_digest(parts[2].encode(), self._mac(camera_id, expires).encode()):
+        expected = self._mac(scope, camera_id, expires)
+        if not hmac.compare_digest(parts[2].encode(), expected.encode()):
             return False
         return now.timestamp() < expires
+
+
+def issue_event_snapshot_ticket(
+    signer: TicketSigner, event_id: str, now: datetime, ttl_s: int = EVENT_SNAPSHOT_TICKET_TTL_S
+) -> Ticket:
+    """A ticket that opens ``GET /api/events/<event_id>/snapshot.jpg?ticket=…`` until it expires."""
+    return signer.issue(event_id, now, scope=EVENT_SNAPSHOT_SCOPE, ttl_s=ttl_s)
+
+
+def verify_event_snapshot_ticket(
+    signer: TicketSigner, ticket: str, event_id: str, now: datetime
+) -> bool:
+    """True when ``ticket`` was issued for this event's snapshot and has not expired.
+
+    The snapshot endpoint accepts this instead of the admin key (an <img> or a
+    notification image cannot send a header).
+    """
+    return signer.verify(ticket, event_id, now, scope=EVENT_SNAPSHOT_SCOPE)

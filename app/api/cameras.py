@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +23,7 @@ from app.api.deps import (
 from app.db import session_scope
 from app.enrollment import issue_code, revoke_credentials
 from app.errors import ApiError, camera_not_found
+from app.events import forget_camera_events
 from app.models import Camera, room_name
 from app.presence import is_online, reported_state
 from app.rooms import describe_error
@@ -169,6 +170,7 @@ def update_camera(
 )
 async def delete_camera(
     camera_id: str,
+    request: Request,
     _admin: AdminKey,
     factory: SessionFactoryDep,
     rooms: RoomsDep,
@@ -185,6 +187,8 @@ async def delete_camera(
 
     revoked = await run_in_threadpool(delete)
     media.forget(camera_id)
+    # The events went with the camera (ON DELETE CASCADE); their snapshot files go now.
+    await run_in_threadpool(forget_camera_events, request.app.state.event_snapshots, camera_id)
     log.info("camera deleted", extra={"camera": camera_id, "revoked_credentials": revoked})
     room = room_name(camera_id)
     try:

@@ -1,5 +1,7 @@
 """The dashboard: `/` is index.html, `/assets/...` its ES modules, CSS and the vendored
-livekit-client. Static files only; nothing under /api.
+livekit-client, `/sw.js` the service worker that shows Web Push notifications (served
+from the root, with `Service-Worker-Allowed: /`, so it may control the whole site).
+Static files only; nothing under /api.
 
 App files are sent with `Cache-Control: no-cache` (the browser revalidates with the
 ETag, so an upgrade shows at once); `assets/vendor/` is cacheable for a day.
@@ -18,6 +20,7 @@ from app.errors import ApiError
 ROOT = Path(__file__).resolve().parent.parent.parent
 INDEX = ROOT / "index.html"
 ASSETS = ROOT / "assets"
+SERVICE_WORKER = ASSETS / "sw.js"
 
 NO_CACHE = "no-cache"
 VENDOR_CACHE = "public, max-age=86400"
@@ -54,12 +57,14 @@ def _etag(path: Path) -> str:
     return f'"{digest.hexdigest()}"'
 
 
-def _send(request: Request, path: Path, cache_control: str) -> Response:
+def _send(
+    request: Request, path: Path, cache_control: str, extra: dict[str, str] | None = None
+) -> Response:
     content_type = CONTENT_TYPES.get(path.suffix)
     if content_type is None or not path.is_file():
         raise _not_found(path.name)
     etag = _etag(path)
-    headers = {**HEADERS, "Cache-Control": cache_control, "ETag": etag}
+    headers = {**HEADERS, **(extra or {}), "Cache-Control": cache_control, "ETag": etag}
     if etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
         return Response(status_code=304, headers=headers)
     return FileResponse(path, media_type=content_type, headers=headers)
@@ -68,6 +73,12 @@ def _send(request: Request, path: Path, cache_control: str) -> Response:
 @router.api_route("/", methods=["GET", "HEAD"])
 def index(request: Request) -> Response:
     return _send(request, INDEX, NO_CACHE)
+
+
+@router.api_route("/sw.js", methods=["GET", "HEAD"])
+def service_worker(request: Request) -> Response:
+    # Browsers check sw.js for updates themselves; no-cache keeps that check honest.
+    return _send(request, SERVICE_WORKER, NO_CACHE, {"Service-Worker-Allowed": "/"})
 
 
 @router.api_route("/assets/{path:path}", methods=["GET", "HEAD"])

@@ -4,7 +4,8 @@ control websocket that carries the JPEGs.
     POST /api/cameras/{id}/mjpeg-ticket   admin → {"url": ".../mjpeg?ticket=…", "expires_at"}
     GET  /api/cameras/{id}/mjpeg          ?ticket=… or admin header → multipart/x-mixed-replace
     GET  /api/cameras/{id}/snapshot.jpg   admin → the newest JPEG (Last-Modified, X-Snapshot-Age)
-    WS   /api/edge/ws                     edge credential; JSON demand out, binary JPEGs in
+    WS   /api/edge/ws                     edge credential; JSON out (zones first, then
+                                          JPEG demand), binary JPEGs in
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import email.utils
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, WebSocket
 from fastapi.concurrency import run_in_threadpool
@@ -43,6 +44,7 @@ from app.media import (
     multipart_part,
 )
 from app.schemas import ErrorResponse, MjpegTicket
+from app.zones import ZonesNotifier, ZonesWatch, load_zones, zones_message
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +194,11 @@ def _edge_camera_id(factory: SessionFactory, authorization: str | None) -> str |
 
 @router.websocket("/api/edge/ws")
 async def edge_socket(websocket: WebSocket) -> None:
-    """JPEG demand to the edge (JSON text), JPEGs from it (binary, one JPEG each)."""
+    """Zones and JPEG demand to the edge (JSON text), JPEGs from it (binary, one JPEG each).
+
+    The camera's zones go first on every connect (the edge must not analyse with stale
+    masks), then the demand; both again whenever they change.
+    """
     factory: SessionFactory = websocket.app.state.session_factory
     camera_id = await run_in_threadpool(
         _edge_camera_id, factory, websocket.headers.get("authorization")
@@ -201,16 +207,31 @@ async def edge_socket(websocket: WebSocket) -> None:
         await _refuse(websocket)
         return
     media: MediaRelay = websocket.app.state.media
+    notifier: ZonesNotifier = websocket.app.state.zones_notifier
     await websocket.accept()
+    # Watch before the first read: a change made meanwhile is sent again, never missed.
+    zones_watch = notifier.watch(camera_id)
+    send_lock = asyncio.Lock()  # two senders share the socket
     link = media.attach_edge(camera_id)
     client = websocket.client
     log.info(
         "edge control connected",
         extra={"camera": camera_id, "peer": f"{client.host}:{client.port}" if client else "-"},
     )
-    sender = asyncio.create_task(_send_demands(websocket, link))
     received = 0
+    senders: list[asyncio.Task[None]] = []
     try:
+        try:
+            await _send_zones(websocket, factory, camera_id, send_lock)
+        except Exception as exc:  # gone already, or the database failed: the edge retries
+            log.warning(
+                "could not send zones to edge", extra={"camera": camera_id, "error": repr(exc)}
+            )
+            return
+        senders = [
+            asyncio.create_task(_send_demands(websocket, link, send_lock)),
+            asyncio.create_task(_follow_zones(websocket, factory, zones_watch, send_lock)),
+        ]
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -219,15 +240,47 @@ async def edge_socket(websocket: WebSocket) -> None:
             if data is not None and media.publish(camera_id, data):
                 received += 1
     finally:
-        sender.cancel()
-        await asyncio.gather(sender, return_exceptions=True)
+        for task in senders:
+            task.cancel()
+        await asyncio.gather(*senders, return_exceptions=True)
+        notifier.unwatch(zones_watch)
         media.detach_edge(link)
         log.info("edge control disconnected", extra={"camera": camera_id, "jpegs": received})
 
 
-async def _send_demands(websocket: WebSocket, link: EdgeLink) -> None:
+def _read_zones(factory: SessionFactory, camera_id: str) -> list[dict[str, Any]]:
+    with factory() as session:
+        return load_zones(session, camera_id)[0]
+
+
+async def _send_zones(
+    websocket: WebSocket, factory: SessionFactory, camera_id: str, send_lock: asyncio.Lock
+) -> None:
+    zones = await run_in_threadpool(_read_zones, factory, camera_id)
+    async with send_lock:
+        await websocket.send_json(zones_message(zones))
+    log.info("zones sent to edge", extra={"camera": camera_id, "polygons": len(zones)})
+
+
+async def _follow_zones(
+    websocket: WebSocket, factory: SessionFactory, watch: ZonesWatch, send_lock: asyncio.Lock
+) -> None:
+    while True:
+        await watch.changed.wait()
+        watch.changed.clear()
+        try:
+            await _send_zones(websocket, factory, watch.camera_id, send_lock)
+        except Exception as exc:  # the receive loop notices a closed socket and ends
+            log.warning(
+                "could not send zones to edge",
+                extra={"camera": watch.camera_id, "error": repr(exc)},
+            )
+
+
+async def _send_demands(websocket: WebSocket, link: EdgeLink, send_lock: asyncio.Lock) -> None:
     async for demand in link.demands():
-        await websocket.send_json(demand.message())
+        async with send_lock:
+            await websocket.send_json(demand.message())
     if link.close_code is not None:
         log.info(
             "closing edge control link",

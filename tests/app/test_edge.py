@@ -224,7 +224,8 @@ def test_heartbeat_stores_metrics_and_goes_online(
     assert st["state"] == "publishing"
     assert st["last_seen"] == "2030-01-02T03:04:05Z"
     assert st["state_at"] == "2030-01-02T03:04:05Z"
-    assert st["heartbeat"] == HEARTBEAT
+    assert {k: st["heartbeat"][k] for k in HEARTBEAT} == HEARTBEAT
+    assert st["heartbeat"]["events_queued"] is None  # an edge without detection says nothing
     camera = client.get("/api/cameras/door", headers=admin).json()
     assert camera["online"] is True
     assert camera["last_seen"] == "2030-01-02T03:04:05Z"
@@ -321,3 +322,30 @@ def test_state_changes_are_logged_once(
         ("door", "publishing"),
         ("door", "error"),
     ]
+
+
+def test_heartbeat_keeps_the_edges_detection_figures(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    """The fields edge/camera.py's events_health() sends, with their real types."""
+    edge = enrolled_edge(client, admin)
+    detection = {
+        "detect": "objects",
+        "motion": True,
+        "motion_ms": 1.2,
+        "detect_ms": 61.3,
+        "events_queued": 2,
+        "events_oldest_s": 4.5,
+        "events_dead": 0,
+        "events_paused": False,
+        "events_active": ["motion", "person"],
+    }
+    body = {**HEARTBEAT, **detection}
+    assert client.post("/api/edge/heartbeat", headers=edge, json=body).status_code == 200
+    stored = status(client, admin)["heartbeat"]
+    assert {k: stored[k] for k in detection} == detection
+    bad = {**HEARTBEAT, "detect": "everything"}
+    assert client.post("/api/edge/heartbeat", headers=edge, json=bad).status_code == 422
+    assert status(client, admin)["heartbeat"]["detect"] == "objects", (
+        "a refused beat changes nothing"
+    )

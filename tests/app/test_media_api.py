@@ -129,6 +129,7 @@ def test_snapshot_asks_the_edge_and_serves_its_jpeg(
     edge = enrolled_edge(client, admin)
     assert client.get("/api/cameras", headers=admin).json()[0]["last_snapshot_at"] is None
     with client.websocket_connect("/api/edge/ws", headers=edge) as ws:
+        assert ws.receive_json() == {"type": "zones", "zones": []}  # zones come first
         assert ws.receive_json() == {"type": "jpeg", "want": False, "fps": 5.0, "max_width": 640}
         beat = client.post("/api/edge/heartbeat", headers=edge, json=HEARTBEAT)
         assert beat.json()["mjpeg_wanted"] is False
@@ -247,6 +248,7 @@ async def test_mjpeg_stream_carries_each_jpeg_as_a_part(
         connect(ws_url, additional_headers=edge) as edge_ws,
         httpx.AsyncClient(base_url=live_api, timeout=10) as http,
     ):
+        assert json.loads(await edge_ws.recv())["type"] == "zones"  # zones come first
         assert json.loads(await edge_ws.recv())["want"] is False
         url = (await http.post("/api/cameras/door/mjpeg-ticket", headers=admin)).json()["url"]
         arrived: asyncio.Queue[Part] = asyncio.Queue()

@@ -1,0 +1,312 @@
+"""Events (admin): the timeline, one event, its snapshot, per-day counts, and the live
+stream of changes.
+
+    GET  /api/events                      ?camera=&label=&zone=&since=&until=&active=&limit=&cursor=
+    GET  /api/events/days                 ?camera=&label=&tz=Europe/Berlin → counts per local day
+    POST /api/events/stream-ticket        → {"url": "/api/events/stream?ticket=…", "expires_at"}
+    GET  /api/events/stream               SSE; admin header or ?ticket=; Last-Event-ID replay
+    GET  /api/events/{id}
+    GET  /api/events/{id}/snapshot.jpg    admin header, or ?ticket= from a push notification
+
+Edges post events to ``POST /api/edge/events`` (app/api/edge.py).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+from datetime import datetime, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
+
+from app.api.deps import (
+    AdminCredentials,
+    AdminKey,
+    ClockDep,
+    SessionDep,
+    SessionFactoryDep,
+    SettingsDep,
+    TicketsDep,
+    require_admin_key,
+)
+from app.db import SessionFactory
+from app.errors import ApiError, unauthorized
+from app.event_snapshots import EventSnapshotStore
+from app.event_stream import event_stream
+from app.eventbus import EventBus
+from app.events import EventFilter, day_counts, get_event, list_events
+from app.models import Event
+from app.schemas import (
+    ErrorResponse,
+    EventDay,
+    EventDays,
+    EventLabel,
+    EventOut,
+    EventPage,
+    StreamTicket,
+)
+from app.tickets import verify_event_snapshot_ticket
+
+log = logging.getLogger(__name__)
+
+#: Ticket scope of the event stream (the MJPEG and snapshot tickets have their own).
+EVENT_STREAM_SCOPE = "event-stream"
+_STREAM_SUBJECT = "events"
+
+_AUTH_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorResponse, "description": "Missing or invalid admin key"},
+}
+_EVENT_ERRORS: dict[int | str, dict[str, object]] = {
+    **_AUTH_ERRORS,
+    404: {"model": ErrorResponse, "description": "No such event"},
+}
+
+router = APIRouter(prefix="/api/events", tags=["events"])
+
+Cameras = Annotated[list[str], Query(alias="camera", description="Camera id; repeat for several.")]
+Labels = Annotated[
+    list[EventLabel], Query(alias="label", description="Event label; repeat for several.")
+]
+
+
+def event_not_found(event_id: str) -> ApiError:
+    return ApiError(404, "event_not_found", f"No event with id {event_id!r}.")
+
+
+def _check_range(since: datetime | None, until: datetime | None) -> None:
+    if since is not None and until is not None and until <= since:
+        raise ApiError(422, "validation_error", "Invalid request: until must be after since.")
+
+
+@router.get("", summary="Events, newest first (cursor pagination)", responses=_AUTH_ERRORS)
+def events(
+    _admin: AdminKey,
+    session: SessionDep,
+    cameras: Cameras = [],  # noqa: B006 (FastAPI copies query defaults)
+    labels: Labels = [],  # noqa: B006
+    zone: Annotated[str | None, Query(max_length=100, description="Zone name.")] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="Started at or after (ISO-8601 with zone).")
+    ] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Started before.")] = None,
+    active: Annotated[bool | None, Query(description="true: ongoing; false: ended.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="next_cursor of the previous page.")
+    ] = None,
+) -> EventPage:
+    _check_range(since, until)
+    flt = EventFilter(tuple(cameras), tuple(labels), zone, since, until, active)
+    page, next_cursor = list_events(session, flt, limit, cursor)
+    return EventPage(events=[EventOut.model_validate(e) for e in page], next_cursor=next_cursor)
+
+
+@router.get(
+    "/days",
+    summary="Event counts per local day and label (for the timeline's day headers)",
+    responses=_AUTH_ERRORS,
+)
+def days(
+    _admin: AdminKey,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    cameras: Cameras = [],  # noqa: B006
+    labels: Labels = [],  # noqa: B006
+    tz: Annotated[str, Query(max_length=64, description="IANA time zone.")] = "UTC",
+    since: Annotated[
+        AwareDatetime | None, Query(description="Default: the retention period.")
+    ] = None,
+    until: AwareDatetime | None = None,
+) -> EventDays:
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ApiError(
+            422, "validation_error", f"Invalid request: tz {tz!r} is not an IANA time zone."
+        ) from None
+    _check_range(since, until)
+    if since is None:
+        since = clock() - timedelta(days=settings.event_retention_days)
+    flt = EventFilter(tuple(cameras), tuple(labels), since=since, until=until)
+    rows = day_counts(session, flt, zone)
+    return EventDays(
+        tz=tz, days=[EventDay(date=d, total=total, labels=counts) for d, total, counts in rows]
+    )
+
+
+# --- the stream ----------------------------------------------------------------------
+
+
+@router.post(
+    "/stream-ticket",
+    summary="A short-lived ticket that opens the event stream without a header (EventSource)",
+    responses=_AUTH_ERRORS,
+)
+def stream_ticket(_admin: AdminKey, tickets: TicketsDep, clock: ClockDep) -> StreamTicket:
+    ticket = tickets.issue(_STREAM_SUBJECT, clock(), scope=EVENT_STREAM_SCOPE)
+    return StreamTicket(
+        url=f"/api/events/stream?ticket={ticket.value}", expires_at=ticket.expires_at
+    )
+
+
+def _admin_only(factory: SessionFactory, credentials: AdminCredentials) -> None:
+    with factory() as session:
+        require_admin_key(session, credentials)
+
+
+async def stream_viewer(
+    factory: SessionFactoryDep,
+    tickets: TicketsDep,
+    clock: ClockDep,
+    credentials: AdminCredentials,
+    ticket: Annotated[
+        str | None, Query(max_length=200, description="From POST /api/events/stream-ticket.")
+    ] = None,
+) -> None:
+    """A valid stream ticket, or the admin key in the Authorization header.
+
+    Checked with a session of its own, closed at once: the stream runs for hours.
+    """
+    if ticket is None:
+        await run_in_threadpool(_admin_only, factory, credentials)
+        return
+    if not tickets.verify(ticket, _STREAM_SUBJECT, clock(), scope=EVENT_STREAM_SCOPE):
+        raise unauthorized(
+            "invalid_ticket",
+            "The event stream ticket is invalid or expired; get a new one from "
+            "POST /api/events/stream-ticket.",
+        )
+
+
+def _last_event_id(header: str | None, query: str | None) -> int | None:
+    raw = header if header is not None else query
+    if raw is None or raw.strip() == "":
+        return None
+    value = raw.strip()
+    if not value.isdigit() or len(value) > 18:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"Invalid request: Last-Event-ID must be an id this stream sent, got {raw!r:.40}.",
+        )
+    return int(value)
+
+
+@router.get(
+    "/stream",
+    summary="Server-Sent Events of new and changed events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "`event: event` messages (id = the event's version); "
+            "`: keepalive` comments",
+        },
+        401: {"model": ErrorResponse, "description": "Bad ticket or admin key"},
+    },
+    dependencies=[Depends(stream_viewer)],
+)
+async def stream(
+    request: Request,
+    factory: SessionFactoryDep,
+    settings: SettingsDep,
+    cameras: Cameras = [],  # noqa: B006
+    labels: Labels = [],  # noqa: B006
+    zone: Annotated[str | None, Query(max_length=100)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id_query: Annotated[
+        str | None,
+        Query(alias="last_event_id", description="Resume after this id (as the header)."),
+    ] = None,
+) -> StreamingResponse:
+    after = _last_event_id(last_event_id, last_event_id_query)
+    bus: EventBus = request.app.state.event_bus
+    flt = EventFilter(tuple(cameras), tuple(labels), zone)
+    client = request.client
+    log.info(
+        "event stream opened",
+        extra={
+            "peer": f"{client.host}:{client.port}" if client else "-",
+            "last_event_id": after if after is not None else "-",
+        },
+    )
+    return StreamingResponse(
+        event_stream(bus, factory, flt, after, settings.event_stream_keepalive),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+# --- one event -----------------------------------------------------------------------
+
+
+@router.get("/{event_id}", summary="One event", responses=_EVENT_ERRORS)
+def event(event_id: str, _admin: AdminKey, session: SessionDep) -> EventOut:
+    found = get_event(session, event_id)
+    if found is None:
+        raise event_not_found(event_id)
+    return EventOut.model_validate(found)
+
+
+def snapshot_viewer(
+    event_id: str,
+    factory: SessionFactoryDep,
+    tickets: TicketsDep,
+    clock: ClockDep,
+    credentials: AdminCredentials,
+    ticket: Annotated[
+        str | None, Query(max_length=200, description="From a push notification's image URL.")
+    ] = None,
+) -> str | None:
+    """The admin key, or a snapshot ticket for this event; the event's snapshot path."""
+    with factory() as session:
+        if ticket is None:
+            require_admin_key(session, credentials)
+        elif not verify_event_snapshot_ticket(tickets, ticket, event_id, clock()):
+            raise unauthorized(
+                "invalid_ticket", "The snapshot ticket is invalid, expired or for another event."
+            )
+        row = session.get(Event, event_id)
+        if row is None:
+            raise event_not_found(event_id)
+        return row.snapshot
+
+
+@router.get(
+    "/{event_id}/snapshot.jpg",
+    summary="The event's snapshot (the picture with the highest score, box drawn)",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "JPEG"},
+        304: {"description": "Not modified (If-None-Match)"},
+        401: {"model": ErrorResponse, "description": "Missing or invalid admin key or ticket"},
+        404: {"model": ErrorResponse, "description": "No such event, or it has no snapshot"},
+    },
+)
+async def snapshot(
+    event_id: str,
+    request: Request,
+    relative: Annotated[str | None, Depends(snapshot_viewer)],
+) -> Response:
+    store: EventSnapshotStore = request.app.state.event_snapshots
+    found = None if relative is None else await run_in_threadpool(store.read, relative)
+    if found is None:
+        raise ApiError(404, "no_snapshot", f"Event {event_id!r} has no snapshot.")
+    data, mtime = found
+    etag = f'"{event_id}-{int(mtime * 1000)}-{len(data)}"'
+    headers = {
+        "ETag": etag,
+        "Last-Modified": email.utils.formatdate(mtime, usegmt=True),
+        # The snapshot can still improve while the event is active: revalidate.
+        "Cache-Control": "private, no-cache",
+    }
+    match = request.headers.get("if-none-match")
+    if match is not None and etag in [m.strip() for m in match.split(",")]:
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type="image/jpeg", headers=headers)
