@@ -1,14 +1,22 @@
 // The dashboard's entry point: sign-in, the header, and hash routes
-//   #/             the grid of all cameras
-//   #/camera/<id>  one camera
-//   #/health       health of the server, LiveKit, the database and each camera
+//   #/                   the grid of all cameras
+//   #/camera/<id>        one camera
+//   #/camera/<id>/zones  its zones and privacy masks
+//   #/events?…           the timeline of events (filters in the query)
+//   #/events/<id>        one event
+//   #/notifications      Web Push on this device, and the subscribed devices
+//   #/health             health of the server, LiveKit, the database and each camera
 
 import { getJson, onUnauthorized } from './api.js';
 import { clearKey, getKey, mountSignIn } from './auth.js';
 import { setText } from './dom.js';
+import { mountEvent, rememberTimeline } from './event-view.js';
 import { mountGrid } from './grid.js';
 import { mountHealth } from './health.js';
+import { mountNotifications } from './notifications.js';
 import { mountSingle } from './single.js';
+import { mountTimeline } from './timeline.js';
+import { mountZoneEditor } from './zones.js';
 
 performance.mark('livecam:app');
 
@@ -18,13 +26,36 @@ const summary = document.getElementById('summary');
 const signOutButton = document.getElementById('sign-out');
 
 let view = null;
+/** The hash the current view was opened for (restored when leaving is refused). */
+let shownHash = '';
 
-function route() {
-  const hash = window.location.hash.replace(/^#/, '') || '/';
+function decode(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
+/** The route of the current hash; `nav` is the header link it belongs under. */
+function route(raw = window.location.hash) {
+  const full = raw.replace(/^#/, '') || '/';
+  const [hash, query = ''] = full.split(/\?(.*)/s);
+  const zones = /^\/camera\/([^/]+)\/zones$/.exec(hash);
+  if (zones) return { name: 'zones', nav: 'grid', id: decode(zones[1]) };
   const single = /^\/camera\/([^/]+)$/.exec(hash);
-  if (single) return { name: 'camera', id: decodeURIComponent(single[1]) };
-  if (hash === '/health') return { name: 'health' };
-  return { name: 'grid' };
+  if (single) return { name: 'camera', nav: 'grid', id: decode(single[1]) };
+  const event = /^\/events\/([^/]+)$/.exec(hash);
+  if (event) return { name: 'event', nav: 'events', id: decode(event[1]) };
+  if (hash === '/events' || hash === '/events/') return { name: 'events', nav: 'events', query };
+  if (hash === '/notifications') return { name: 'notifications', nav: 'notifications' };
+  if (hash === '/health') return { name: 'health', nav: 'health' };
+  return { name: 'grid', nav: 'grid' };
+}
+
+/** Whether the current view lets us go (a view with unsaved changes asks first). */
+function mayLeave() {
+  return !view || typeof view.confirmLeave !== 'function' || view.confirmLeave();
 }
 
 function closeView() {
@@ -43,14 +74,27 @@ function render() {
     return;
   }
   bar.hidden = false;
+  shownHash = window.location.hash;
   const where = route();
   for (const link of bar.querySelectorAll('nav a')) {
-    const current = link.dataset.route === where.name;
-    if (current) link.setAttribute('aria-current', 'page');
+    const current = link.dataset.route === where.nav;
+    if (current) link.setAttribute('aria-current', where.name === where.nav ? 'page' : 'true');
     else link.removeAttribute('aria-current');
   }
   setText(summary, '');
-  if (where.name === 'camera') view = mountSingle(main, where.id, { onTitle: setTitle });
+  const onTitle = setTitle;
+  if (where.name === 'camera') view = mountSingle(main, where.id, { onTitle });
+  else if (where.name === 'zones') view = mountZoneEditor(main, where.id, { onTitle });
+  else if (where.name === 'events') {
+    rememberTimeline(shownHash);
+    view = mountTimeline(main, where.query, {
+      onTitle(title) {
+        setTitle(title);
+        rememberTimeline(window.location.hash); // the filters, for the event page's "back"
+      },
+    });
+  } else if (where.name === 'event') view = mountEvent(main, where.id, { onTitle });
+  else if (where.name === 'notifications') view = mountNotifications(main);
   else if (where.name === 'health') view = mountHealth(main);
   else view = mountGrid(main, { onSummary: (text) => setText(summary, text) });
   setTitle(view.title);
@@ -76,6 +120,7 @@ onUnauthorized(() => {
 });
 
 signOutButton.addEventListener('click', () => {
+  if (!mayLeave()) return;
   clearKey();
   showSignIn('You are signed out.');
 });
@@ -83,7 +128,13 @@ signOutButton.addEventListener('click', () => {
 window.addEventListener('hashchange', () => {
   // "#main" (the skip link) is an anchor, not a route.
   const hash = window.location.hash;
-  if (getKey() && (hash === '' || hash.startsWith('#/'))) render();
+  if (!getKey() || !(hash === '' || hash.startsWith('#/'))) return;
+  if (!mayLeave()) {
+    // Stay: put the address back without a second hashchange.
+    history.replaceState(history.state, '', shownHash || '#/');
+    return;
+  }
+  render();
 });
 
 render();

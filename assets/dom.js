@@ -35,6 +35,16 @@ export function setText(el, text) {
   if (el.textContent !== value) el.textContent = value;
 }
 
+// The SVG namespace is a name, not an address: nothing is fetched from it.
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** Creates an SVG element with attributes (set as given; numbers become strings). */
+export function svgElement(tag, attrs = {}) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attrs)) el.setAttribute(name, String(value));
+  return el;
+}
+
 /** Replaces all children of `el`. */
 export function replaceChildren(el, ...children) {
   el.replaceChildren();

@@ -12,7 +12,7 @@ import { Player } from './player.js';
 export const FALLBACK_MS = 4000;
 
 export class Feed {
-  constructor(cameraId, { onMode = () => {} } = {}) {
+  constructor(cameraId, { onMode = () => {}, onEvent = () => {} } = {}) {
     this.cameraId = cameraId;
     this.onMode = onMode;
     this.mode = 'connecting';
@@ -31,6 +31,7 @@ export class Feed {
     this.player = new Player(cameraId, this.video, {
       onPlaying: () => this.#webrtcPlaying(),
       onStalled: () => this.#webrtcStalled(),
+      onEvent,
     });
     this.mjpeg = new Mjpeg(cameraId, this.element, {
       onShowing: () => {
@@ -70,6 +71,11 @@ export class Feed {
     this.stop();
     this.observer.disconnect();
     this.element.remove();
+  }
+
+  /** The element showing the picture now: the MJPEG <img> in MJPEG mode, else the <video>. */
+  get media() {
+    return this.mode === 'mjpeg' && this.mjpeg.img ? this.mjpeg.img : this.video;
   }
 
   /** The RTCStatsReport of the WebRTC receiver, while WebRTC is in use. */

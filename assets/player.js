@@ -23,6 +23,9 @@ function loadLivekit() {
   return livekit;
 }
 
+/** Data messages with event changes (the server's room relay, contract 5). */
+export const EVENT_TOPIC = 'livecam.event';
+
 /** Backoff between rejoin attempts, ms (then 15 s each), with ±20 % jitter. */
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
 /** No new frame for this long, while the video is on screen, counts as a drop. */
@@ -32,13 +35,16 @@ export class Player {
   /**
    * @param {string} cameraId
    * @param {HTMLVideoElement} video
-   * @param {{onPlaying?: () => void, onStalled?: () => void}} handlers
+   * @param {{onPlaying?: () => void, onStalled?: () => void, onEvent?: (e: object) => void}}
+   *   handlers onEvent: an event change the server sent into the room (the live boxes)
    */
-  constructor(cameraId, video, { onPlaying = () => {}, onStalled = () => {} } = {}) {
+  constructor(cameraId, video, handlers = {}) {
+    const { onPlaying = () => {}, onStalled = () => {}, onEvent = () => {} } = handlers;
     this.cameraId = cameraId;
     this.video = video;
     this.onPlaying = onPlaying;
     this.onStalled = onStalled;
+    this.onEvent = onEvent;
     this.room = null;
     this.track = null;
     this.playing = false;
@@ -110,6 +116,7 @@ export class Player {
     if (this.stopped) return;
     performance.mark(`livecam:token:${id}`);
     const { Room, RoomEvent, Track } = lk;
+    const decoder = new TextDecoder();
     const room = new Room({ adaptiveStream: true, dynacast: false, webAudioMix: false });
     this.room = room;
     room
@@ -122,6 +129,17 @@ export class Player {
       .on(RoomEvent.TrackUnsubscribed, (track) => {
         track.detach(this.video);
         if (this.track === track) this.track = null;
+      })
+      .on(RoomEvent.DataReceived, (payload, _participant, _kind, topic) => {
+        // The server relays every event change here (topic "livecam.event").
+        if (topic !== EVENT_TOPIC || this.room !== room) return;
+        let event;
+        try {
+          event = JSON.parse(decoder.decode(payload));
+        } catch {
+          return; // not an event; nothing to draw
+        }
+        this.onEvent(event);
       })
       .on(RoomEvent.Disconnected, () => {
         if (this.room !== room) return; // we left on purpose

@@ -1,5 +1,5 @@
-// One camera, large: the live feed with stats, a snapshot download and fullscreen.
-// Route: #/camera/<id>.
+// One camera, large: the live feed with stats and live boxes, a snapshot download,
+// fullscreen, and links to its events and its zone editor. Route: #/camera/<id>.
 
 import { cameraPath, getJson } from './api.js';
 import { h, setText } from './dom.js';
@@ -16,6 +16,17 @@ export function mountSingle(root, cameraId, { onTitle = () => {} } = {}) {
     { type: 'button', class: 'fullscreen', hidden: !document.fullscreenEnabled },
     'Fullscreen',
   );
+  const id = encodeURIComponent(cameraId);
+  const eventsLink = h(
+    'a',
+    { class: 'button-link', href: `#/events?camera=${id}` },
+    'Events',
+  );
+  const zonesLink = h(
+    'a',
+    { class: 'button-link zones-link', href: `#/camera/${id}/zones` },
+    'Zones',
+  );
   const stage = h('div', { class: 'single-stage' });
   const view = h(
     'section',
@@ -25,7 +36,7 @@ export function mountSingle(root, cameraId, { onTitle = () => {} } = {}) {
       { class: 'single-head' },
       h('a', { class: 'back', href: '#/' }, '← All cameras'),
       heading,
-      h('div', { class: 'toolbar' }, snapshotButton, fullscreenButton),
+      h('div', { class: 'toolbar' }, eventsLink, zonesLink, snapshotButton, fullscreenButton),
     ),
     message,
     stage,
@@ -89,6 +100,8 @@ export function mountSingle(root, cameraId, { onTitle = () => {} } = {}) {
         say(`There is no camera with id "${cameraId}".`);
         snapshotButton.hidden = true;
         fullscreenButton.hidden = true;
+        eventsLink.hidden = true;
+        zonesLink.hidden = true;
         return; // nothing to refresh
       }
       message.dataset.kind = 'error';

@@ -4,6 +4,7 @@
 
 import { h, setText } from './dom.js';
 import { Feed } from './feed.js';
+import { Overlay } from './overlay.js';
 import { StatsPanel } from './stats.js';
 import { fetchSnapshot } from './snapshot.js';
 import { absoluteTime, ageSeconds, relativeTime } from './time.js';
@@ -50,7 +51,7 @@ export class Tile {
     this.badge = h('span', { class: 'badge' });
     this.seen = h('span', { class: 'seen' });
     this.still = h('img', { class: 'still', alt: '', hidden: true });
-    this.placeholder = h('p', { class: 'placeholder' });
+    this.notice = h('p', { class: 'tile-notice' });
     this.statsButton = h(
       'button',
       {
@@ -62,13 +63,21 @@ export class Tile {
       'Stats',
     );
     this.stats = null;
+    // Boxes of detected objects over the live picture, from the room's event messages.
+    this.overlay = new Overlay({ cameraId: camera.id });
     this.frame = h(
       'div',
       { class: 'frame' },
       this.still,
-      this.placeholder,
+      this.notice,
+      this.overlay.element,
       h('div', { class: 'caption top' }, h('h2', { class: 'title' }, this.nameEl), this.badge),
-      h('div', { class: 'caption bottom' }, this.seen, this.statsButton),
+      h(
+        'div',
+        { class: 'caption bottom' },
+        this.seen,
+        h('span', { class: 'caption-buttons' }, this.overlay.toggleButton, this.statsButton),
+      ),
     );
     this.element = h(
       'article',
@@ -112,13 +121,17 @@ export class Tile {
     if (this.feed) this.feed.destroy();
     this.feed = null;
     if (this.stats) this.stats.destroy();
+    this.overlay.destroy();
     this.#setStill(null);
     this.element.remove();
   }
 
   #goLive() {
     if (!this.feed) {
-      this.feed = new Feed(this.camera.id, { onMode: (mode) => this.#setMode(mode) });
+      this.feed = new Feed(this.camera.id, {
+        onMode: (mode) => this.#setMode(mode),
+        onEvent: (event) => this.overlay.apply(event),
+      });
       this.frame.prepend(this.feed.element);
       this.feed.start();
     }
@@ -136,6 +149,9 @@ export class Tile {
   }
 
   #setMode(mode) {
+    // The boxes follow whichever element shows the picture (video or MJPEG).
+    this.overlay.attach(this.feed ? this.feed.media : null);
+    if (mode === 'offline') this.overlay.clear();
     if (this.mode === mode) return;
     this.mode = mode;
     this.element.dataset.mode = mode;
@@ -148,9 +164,9 @@ export class Tile {
     const camera = this.camera;
     const offline = this.mode === 'offline';
     this.still.hidden = !(offline && this.stillUrl);
-    this.placeholder.hidden = !offline ? this.mode !== 'connecting' : Boolean(this.stillUrl);
+    this.notice.hidden = !offline ? this.mode !== 'connecting' : Boolean(this.stillUrl);
     setText(
-      this.placeholder,
+      this.notice,
       offline ? (this.stillLoading ? '' : 'No picture yet') : 'Connecting…',
     );
     if (offline) {
@@ -162,6 +178,7 @@ export class Tile {
       this.seen.title = '';
     }
     this.statsButton.hidden = offline;
+    this.overlay.toggleButton.hidden = offline;
     if (offline && this.stats && this.stats.shown) this.toggleStats(false);
   }
 

@@ -80,7 +80,7 @@ def test_camera_names_are_shown_as_text(browser: BrowserContext, stack: Stack) -
     expect(t.locator(".name")).to_have_text(evil)
     expect(t.locator(".badge")).to_have_text("OFFLINE")
     expect(t.locator(".seen")).to_have_text("last seen never")
-    expect(t.locator(".placeholder")).to_have_text("No picture yet")
+    expect(t.locator(".tile-notice")).to_have_text("No picture yet")
     page.get_by_role("link", name="Health").click()
     expect(page.locator(f'tr[data-camera-id="{cam}"] th')).to_have_text(evil)
     t.page.get_by_role("link", name=evil).click()
