@@ -312,10 +312,16 @@ class EdgeCamera:
     camera_id: str
     credential: str
     source: dict[str, Any]
+    #: The camera's ``detect`` table (edge/config.py); None leaves the defaults.
+    detect: dict[str, Any] | None = None
 
 
 def toml_value(value: Any) -> str:
-    """A TOML literal for str/int/float/bool (enough for edge configs)."""
+    """A TOML literal for str/int/float/bool, lists and inline tables (edge configs)."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -324,7 +330,9 @@ def toml_value(value: Any) -> str:
 
 
 def write_edge_config(path: Path, server: str, cameras: list[EdgeCamera], **extra: Any) -> Path:
-    """Write an edge TOML with inline credentials."""
+    """Write an edge TOML with inline credentials; its data directory (event outbox,
+    zones) defaults to ``<config stem>-data`` beside it, never the user's own."""
+    extra.setdefault("data_dir", str(path.parent / f"{path.stem}-data"))
     lines = [f"server = {toml_value(server)}"]
     lines += [f"{k} = {toml_value(v)}" for k, v in extra.items()]
     for cam in cameras:
@@ -336,6 +344,9 @@ def write_edge_config(path: Path, server: str, cameras: list[EdgeCamera], **extr
             f"credential = {toml_value(cam.credential)}",
             f"source = {{ {source} }}",
         ]
+        if cam.detect is not None:
+            detect = ", ".join(f"{k} = {toml_value(v)}" for k, v in cam.detect.items())
+            lines.append(f"detect = {{ {detect} }}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)

@@ -103,3 +103,69 @@ def stream_stats(path: Path) -> tuple[int, int, float]:
             keyframes += int(packet.is_keyframe)
             size += packet.size
     return frames, keyframes, size * 8 / 1000 / (frames / fps)
+
+
+def make_scene_clip(
+    path: Path,
+    visitor: np.ndarray[Any, np.dtype[np.uint8]] | None,
+    *,
+    width: int = 640,
+    height: int = 480,
+    fps: int = 15,
+    empty_s: float = 6.0,
+    visit_s: float = 6.0,
+    after_s: float = 4.0,
+    gop_s: float = 1.0,
+    seed: int = 11,
+) -> Path:
+    """A fixed-camera scene: ``empty_s`` of an empty yard, then ``visitor`` (an RGB photo,
+    e.g. of a person) standing in it for ``visit_s``, then empty again for ``after_s``.
+
+    The yard has sensor noise and a slow lighting drift, so motion detection has
+    something to ignore. With ``visitor=None`` the clip is all yard (a no-object scene).
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    yard = np.stack(
+        [
+            (60 + 40 * yy / height + 10 * np.sin(xx / 23.0)),
+            (110 + 50 * yy / height + 8 * np.cos(xx / 31.0)),
+            (50 + 20 * yy / height),
+        ],
+        axis=-1,
+    )
+    scene = yard.copy()
+    if visitor is not None:
+        from PIL import Image
+
+        vh = int(height * 0.8)
+        vw = int(visitor.shape[1] * vh / visitor.shape[0])
+        person = np.asarray(Image.fromarray(visitor).resize((vw, vh)), np.float64)
+        x0, y0 = (width - vw) // 2, height - vh - 8
+        scene[y0 : y0 + vh, x0 : x0 + vw] = person
+    path.parent.mkdir(parents=True, exist_ok=True)
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    stream.codec_context.time_base = fractions.Fraction(1, fps)
+    gop = max(1, round(gop_s * fps))
+    stream.options = {
+        "preset": "veryfast",
+        "tune": "zerolatency",
+        "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:repeat-headers=1",
+    }
+    total = round((empty_s + visit_s + after_s) * fps)
+    for i in range(total):
+        t = i / fps
+        showing = visitor is not None and empty_s <= t < empty_s + visit_s
+        base = scene if showing else yard
+        light = 1.0 + 0.08 * np.sin(2 * np.pi * t / 20.0)  # a cloud passing
+        noisy = base * light + rng.normal(0, 3.0, size=(height, width, 1))
+        frame = av.VideoFrame.from_ndarray(np.clip(noisy, 0, 255).astype(np.uint8), format="rgb24")
+        frame.pts = i
+        for packet in stream.encode(frame.reformat(format="yuv420p")):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+    container.close()
+    return path
