@@ -131,6 +131,7 @@ def main() -> int:
         print(
             f"""
 livecam demo is running ({args.cameras} synthetic cameras, {args.width}x{args.height}@{args.fps}).
+  dashboard         {api.url}/   (sign in with the admin key below)
   API               {api.url}/api/health
   API docs          {api.url}/docs
   LiveKit           {livekit.url}
