@@ -25,6 +25,7 @@ from typing import Any
 
 from edge import __version__
 from edge.analysis import AnalysisStage, PictureOutput
+from edge.backoff import Backoff
 from edge.control import PATH as CONTROL_PATH
 from edge.control import ControlChannel
 from edge.detect.types import ObjectDetector
@@ -34,7 +35,7 @@ from edge.events.outbox import Depth, Outbox
 from edge.events.pipeline import DetectSettings, EventPipeline
 from edge.jpeg import JpegTap
 from edge.metrics import ProcessCpu, RateMeter, cpu_temperature_c
-from edge.publisher import Backoff, LiveKitPublisher
+from edge.publisher import LiveKitPublisher
 from edge.sources.base import (
     CapturedFrame,
     FatalSourceError,

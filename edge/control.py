@@ -33,8 +33,8 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from edge.backoff import Backoff
 from edge.jpeg import JpegTap
-from edge.publisher import Backoff
 
 log = logging.getLogger("edge.control")
 

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-import random
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 
 from livekit import rtc
 
+from edge.backoff import Backoff
 from edge.sources.base import CapturedFrame
 from edge.uplink import CredentialRejected, LiveKitToken
 
@@ -48,25 +48,6 @@ class PublisherStats:
     frames_dropped: int = 0  # while not connected, or waiting for a keyframe, or refused
     keyframe_requests: int = 0
     connects: int = 0
-
-
-class Backoff:
-    """Exponential backoff with jitter, so a fleet of edges does not reconnect in lockstep."""
-
-    def __init__(self, first: float = 0.5, cap: float = 15.0) -> None:
-        self.first = first
-        self.cap = cap
-        self.attempt = 0
-
-    def next(self) -> float:
-        """Seconds to wait before the next attempt."""
-        delay = min(self.cap, self.first * 2.0**self.attempt)
-        self.attempt += 1
-        return float(delay * random.uniform(0.7, 1.3))
-
-    def reset(self) -> None:
-        """After a success."""
-        self.attempt = 0
 
 
 class LiveKitPublisher:

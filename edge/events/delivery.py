@@ -19,11 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from edge.backoff import Backoff
 from edge.events.message import with_snapshot
 from edge.events.outbox import Outbox, QueuedMessage
 from edge.uplink import CredentialRejected, ServerError
@@ -62,10 +62,9 @@ class EventDelivery:
         self.outbox = outbox
         self.stats = DeliveryStats()
         self._post = post
-        self.first_s = first_s
         self.cap_s = cap_s
+        self._backoff = Backoff(first=first_s, cap=cap_s)
         self.refused_retry_s = refused_retry_s
-        self._attempt = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
 
@@ -75,11 +74,6 @@ class EventDelivery:
         if loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop is closing
                 loop.call_soon_threadsafe(self._wake.set)
-
-    def backoff_s(self) -> float:
-        """The wait after the ``attempt``-th failure in a row: doubling, capped, ±30 %."""
-        delay = min(self.cap_s, self.first_s * 2.0 ** min(self._attempt, 30))
-        return delay * random.uniform(0.7, 1.3)
 
     async def _sleep(self, stop: asyncio.Event, seconds: float, *, wakeable: bool) -> None:
         waits = [asyncio.ensure_future(stop.wait())]
@@ -127,14 +121,14 @@ class EventDelivery:
             log.info("event delivery resumed camera=%s", self.camera_id)
             self.stats.paused = False
         await asyncio.to_thread(self.outbox.delete, row.id)
-        if self._attempt:
+        if self._backoff.attempt:
             log.info(
                 "event delivery recovered camera=%s key=%s after_attempts=%d",
                 self.camera_id,
                 row.key,
-                self._attempt,
+                self._backoff.attempt,
             )
-        self._attempt = 0
+        self._backoff.reset()
         if reply.get("status") == "duplicate":
             self.stats.duplicates += 1
         else:
@@ -166,21 +160,21 @@ class EventDelivery:
                 exc,
             )
             await asyncio.to_thread(self.outbox.bury, row.id, status, str(exc))
-            self._attempt = 0
+            self._backoff.reset()
             return 0.0
         self.stats.retries += 1
         await asyncio.to_thread(self.outbox.failed, row.id, str(exc))
-        delay = self.backoff_s()
+        delay = self._backoff.next()
         if exc.retry_after_s is not None:
             delay = min(max(delay, exc.retry_after_s), max(self.cap_s, 1.0) * 5)
-        self._attempt += 1
+        attempts = self._backoff.attempt
         # The first failure, then about every tenth: an outage is one line a minute or so.
-        if self._attempt == 1 or self._attempt % 10 == 0:
+        if attempts == 1 or attempts % 10 == 0:
             log.warning(
                 "event delivery failed camera=%s key=%s attempts=%d error=%s retry_s=%.1f",
                 self.camera_id,
                 row.key,
-                self._attempt,
+                attempts,
                 exc,
                 delay,
             )

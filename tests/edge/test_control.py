@@ -16,10 +16,10 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from edge.analysis import AnalysisStage
+from edge.backoff import Backoff
 from edge.control import REFUSED_RETRY_S, ControlChannel
 from edge.detect.zones import ZoneState
 from edge.jpeg import JpegTap
-from edge.publisher import Backoff
 
 JPEG = b"\xff\xd8\xff\xe0fake jpeg\xff\xd9"
 

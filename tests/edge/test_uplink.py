@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from edge.publisher import Backoff
+from edge.backoff import Backoff
 from edge.uplink import CredentialRejected, ServerClient, ServerError
 
 
@@ -100,3 +100,11 @@ def test_backoff_grows_to_its_cap_with_jitter_and_resets() -> None:
     assert delays[-1] >= 8.0 * 0.7
     backoff.reset()
     assert backoff.next() <= 1.3
+
+
+def test_backoff_survives_an_outage_of_hours() -> None:
+    """Thousands of failures in a row (an edge offline overnight) stay at the cap."""
+    backoff = Backoff(first=1.0, cap=60.0)
+    delays = [backoff.next() for _ in range(3000)]
+    assert max(delays) <= 60.0 * 1.3
+    assert min(delays[-100:]) >= 60.0 * 0.7
