@@ -7,18 +7,13 @@ import asyncio
 import base64
 import io
 import json
-import socket
-import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-import uvicorn
-from fastapi import FastAPI
 from PIL import Image
 
 T0 = datetime.fromisoformat("2030-01-02T03:00:00+00:00")
@@ -94,30 +89,6 @@ class FakeRoomData:
 
     async def aclose(self) -> None:
         self.closed = True
-
-
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """The app served by uvicorn on a free loopback port (TestClient cannot stream)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=1, lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    started = threading.Event()
-    while not started.wait(0.01):
-        if server.started:
-            started.set()
-        assert thread.is_alive(), "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @dataclass

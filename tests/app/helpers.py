@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.admin_keys import bootstrap_admin_key
@@ -117,3 +122,27 @@ def assert_error(response: Any, status: int, code: str) -> str:
     message: str = body["error"]["message"]
     assert message
     return message
+
+
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port (TestClient cannot stream)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=1, lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    started = threading.Event()
+    while not started.wait(0.01):
+        if server.started:
+            started.set()
+        assert thread.is_alive(), "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -24,10 +24,9 @@ from tests.app.event_helpers import (
     SseMessage,
     message,
     next_event,
-    serve,
     sse_messages,
 )
-from tests.app.helpers import FakeClock, assert_error, enrolled_edge, make_settings
+from tests.app.helpers import FakeClock, assert_error, enrolled_edge, make_settings, serve
 
 
 @pytest.fixture

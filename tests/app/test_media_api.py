@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse, WebSocketTestSession
@@ -25,7 +23,7 @@ from websockets.asyncio.client import connect
 from app.media import MJPEG_CONTENT_TYPE
 from app.settings import Settings
 from scripts.mjpeg import MultipartParser, Part, boundary_of
-from tests.app.helpers import FakeClock, assert_error, create_camera, enrolled_edge
+from tests.app.helpers import FakeClock, assert_error, create_camera, enrolled_edge, serve
 
 JPEG = b"\xff\xd8\xff\xe0" + b"picture" * 100 + b"\xff\xd9"
 
@@ -212,23 +210,8 @@ HEARTBEAT: dict[str, Any] = {"publisher_state": "publishing", "jpeg_frames_sent"
 @pytest.fixture
 def live_api(app: FastAPI) -> Iterator[str]:
     """The app served by uvicorn on a loopback port (TestClient cannot stream forever)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=1, lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    started = threading.Event()
-    while not started.wait(0.01):
-        if server.started:
-            started.set()
-        assert thread.is_alive(), "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serve(app) as url:
+        yield url
 
 
 def enroll_over_http(base: str, admin: dict[str, str]) -> dict[str, str]:

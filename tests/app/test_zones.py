@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from websockets.asyncio.client import connect
 
 from app.zones import normalise_zones, self_intersection
-from tests.app.event_helpers import FakeRoomData, serve
-from tests.app.helpers import FakeClock, assert_error, create_camera, enrolled_edge
+from tests.app.event_helpers import FakeRoomData
+from tests.app.helpers import FakeClock, assert_error, create_camera, enrolled_edge, serve
 
 SQUARE = [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5], [0.1, 0.5]]
 TRIANGLE = [[0.6, 0.6], [0.9, 0.6], [0.75, 0.9]]
