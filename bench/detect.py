@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.detect_live import measure_live
-from bench.detect_pipeline import empty_yard, replay, video_pictures
+from bench.detect_pipeline import empty_yard_pictures, replay, video_pictures
 from bench.photos import Photo, RgbArray, photos, pictures_dir
 from edge.detect.centernet import CenterNetDetector
 from edge.detect.labels import DEFAULT_THRESHOLDS
@@ -171,7 +171,7 @@ def main() -> int:
 def pipeline_parts(detector: CenterNetDetector, minutes: float) -> bool:
     """Parts 2 and 3; True when the no-object scene made no object event."""
     settings = DetectSettings()
-    quiet = replay(detector, empty_yard(minutes), settings)
+    quiet = replay(detector, empty_yard_pictures(minutes), settings)
     hours = quiet.media_s / 3600
     objects = sum(n for label, n in quiet.events.items() if label != "motion")
     print(

@@ -8,15 +8,12 @@ visit (its capture timestamp travels with it as frame metadata); an SSE client o
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 
 from bench.photos import skimage_picture
@@ -29,6 +26,7 @@ from scripts.devstack import (
     write_edge_config,
 )
 from scripts.media import make_scene_clip
+from scripts.sse import EventStreamReader
 from scripts.viewer import Viewer
 
 EMPTY_S, VISIT_S, AFTER_S = 6.0, 6.0, 4.0
@@ -46,19 +44,6 @@ class LiveLatency:
 
 def _parse(ts: str) -> float:
     return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-
-
-def _sse(stack: Stack, out: list[tuple[float, dict[str, Any]]], stop: threading.Event) -> None:
-    headers = {"Authorization": f"Bearer {stack.api.admin_key}"}
-    with (
-        httpx.Client(base_url=stack.api.url, timeout=httpx.Timeout(5, read=60)) as c,
-        c.stream("GET", "/api/events/stream", headers=headers) as resp,
-    ):
-        for line in resp.iter_lines():
-            if stop.is_set():
-                return
-            if line.startswith("data: "):
-                out.append((time.time(), json.loads(line[6:])))
 
 
 async def _watch(stack: Stack, camera_id: str, seconds: float) -> Viewer:
@@ -97,8 +82,6 @@ def measure_live(workdir: Path, loops: int = 6) -> LiveLatency:
         visit_s=VISIT_S,
         after_s=AFTER_S,
     )
-    events: list[tuple[float, dict[str, Any]]] = []
-    stop = threading.Event()
     with running_stack(workdir / "stack") as stack:
         cam_id, cred = create_camera(stack.api, "bench porch")
         detect = {"enabled": True, "interval_s": 0.5, "end_after_s": 3.0}
@@ -113,11 +96,11 @@ def measure_live(workdir: Path, loops: int = 6) -> LiveLatency:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the bench camera never came online")
                 time.sleep(0.2)
-        reader = threading.Thread(target=_sse, args=(stack, events, stop), daemon=True)
-        reader.start()
+        reader = EventStreamReader(stack.api.url, stack.api.admin_key)
         period = EMPTY_S + VISIT_S + AFTER_S
         viewer = asyncio.run(_watch(stack, cam_id, loops * period + 4))
-        stop.set()
+        reader.close()
+        events = list(reader.events)
     starts = [
         (at, e)
         for at, e in events

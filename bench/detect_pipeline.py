@@ -19,6 +19,7 @@ from edge.detect.zones import ZoneState
 from edge.events.outbox import Outbox
 from edge.events.pipeline import DetectSettings, EventPipeline
 from edge.sources.base import wall_us
+from scripts.media import empty_yard as yard_picture
 
 FPS = 5.0
 
@@ -86,22 +87,14 @@ def replay(
     )
 
 
-def empty_yard(
+def empty_yard_pictures(
     minutes: float, width: int = 320, height: int = 240, seed: int = 3
 ) -> Iterator[RgbArray]:
     """A fixed camera on a yard with nothing in it: sensor noise, clouds passing (slow
     brightness swings of ±15 %), an auto-exposure step every 2 minutes, and a bush whose
     leaves flicker in the wind."""
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width]
-    yard = np.stack(
-        [
-            60 + 40 * yy / height + 10 * np.sin(xx / 12.0),
-            110 + 50 * yy / height,
-            50 + 20 * yy / height,
-        ],
-        axis=-1,
-    )
+    yard = yard_picture(width, height)
     bush = (
         slice(int(height * 0.55), int(height * 0.8)),
         slice(int(width * 0.05), int(width * 0.2)),

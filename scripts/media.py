@@ -105,6 +105,20 @@ def stream_stats(path: Path) -> tuple[int, int, float]:
     return frames, keyframes, size * 8 / 1000 / (frames / fps)
 
 
+def empty_yard(width: int, height: int) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """A fixed camera's view of a garden (RGB, float 0..255): grass brightening towards
+    the camera, with a little texture; nothing in it."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    return np.stack(
+        [
+            (60 + 40 * yy / height + 10 * np.sin(xx / 23.0)),
+            (110 + 50 * yy / height + 8 * np.cos(xx / 31.0)),
+            (50 + 20 * yy / height),
+        ],
+        axis=-1,
+    )
+
+
 def make_scene_clip(
     path: Path,
     visitor: np.ndarray[Any, np.dtype[np.uint8]] | None,
@@ -125,15 +139,7 @@ def make_scene_clip(
     something to ignore. With ``visitor=None`` the clip is all yard (a no-object scene).
     """
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width]
-    yard = np.stack(
-        [
-            (60 + 40 * yy / height + 10 * np.sin(xx / 23.0)),
-            (110 + 50 * yy / height + 8 * np.cos(xx / 31.0)),
-            (50 + 20 * yy / height),
-        ],
-        axis=-1,
-    )
+    yard = empty_yard(width, height)
     scene = yard.copy()
     if visitor is not None:
         from PIL import Image

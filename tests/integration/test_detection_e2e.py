@@ -9,14 +9,9 @@ the packaged detector (`./run test` sets it up).
 
 from __future__ import annotations
 
-import json
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from PIL import Image
 
@@ -24,54 +19,12 @@ from bench.photos import skimage_picture
 from edge.detect.models import ModelMissing, model_path
 from scripts.devstack import EdgeCamera, Stack, create_camera, start_edge, write_edge_config
 from scripts.media import make_scene_clip
+from scripts.sse import EventStreamReader
 from tests.livestack import wait_status
 
 pytestmark = pytest.mark.live
 
 DETECT = {"enabled": True, "interval_s": 0.5}
-
-
-class SseCollector:
-    """Reads /api/events/stream in a thread and keeps every event it receives."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.events: list[tuple[float, dict[str, Any]]] = []
-        self._stack = stack
-        self._stop = threading.Event()
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        headers = {"Authorization": f"Bearer {self._stack.api.admin_key}"}
-        with (
-            httpx.Client(base_url=self._stack.api.url, timeout=httpx.Timeout(5, read=30)) as c,
-            c.stream("GET", "/api/events/stream", headers=headers) as resp,
-        ):
-            resp.raise_for_status()
-            for line in resp.iter_lines():
-                if self._stop.is_set():
-                    return
-                if line.startswith("data: "):
-                    with self._cond:
-                        self.events.append((time.time(), json.loads(line[6:])))
-                        self._cond.notify_all()
-
-    def wait_for(self, check: Any, timeout: float) -> tuple[float, dict[str, Any]]:
-        """The first received event for which ``check(event)`` is true."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for when, event in self.events:
-                    if check(event):
-                        return when, event
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no matching event in {timeout} s: {self.events}")
-                self._cond.wait(left)
-
-    def close(self) -> None:
-        self._stop.set()
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +54,7 @@ def cameras(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def test_a_person_becomes_a_person_event_on_the_sse_stream(
     stack: Stack, cameras: dict[str, str]
 ) -> None:
-    sse = SseCollector(stack)
+    sse = EventStreamReader(stack.api.url, stack.api.admin_key)
     try:
         porch = cameras["Porch"]
         # The clip loops every 16 s, the visitor standing in it from 6 s to 12 s.
