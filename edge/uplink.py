@@ -21,11 +21,25 @@ class ServerError(RuntimeError):
     """The server could not be reached or answered with an error."""
 
     def __init__(
-        self, message: str, status: int | None = None, *, retry_after_s: float | None = None
+        self,
+        message: str,
+        status: int | None = None,
+        *,
+        retry_after_s: float | None = None,
+        data: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status  # None: the server was not reached (or gave no answer)
         self.retry_after_s = retry_after_s  # the server's Retry-After, when it sent one
+        self.data = data or {}  # the error's JSON body, when it had one
+
+    @property
+    def code(self) -> str:
+        """The machine-readable error code of the reply (``{"error": "..."}``), or ""."""
+        error = self.data.get("error")
+        if isinstance(error, dict):
+            return str(error.get("code", ""))
+        return str(error or "")
 
 
 class CredentialRejected(ServerError):
@@ -60,9 +74,18 @@ class Enrollment:
 def _error_message(resp: httpx.Response) -> str:
     try:
         body = resp.json()
-        return str(body["error"]["message"])
+        error = body["error"]
+        return str(error["message"] if isinstance(error, dict) else error)
     except (ValueError, KeyError, TypeError):
         return resp.text[:200] or resp.reason_phrase
+
+
+def _error_data(resp: httpx.Response) -> dict[str, Any]:
+    try:
+        body = resp.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
@@ -81,6 +104,7 @@ def _check(resp: httpx.Response, what: str) -> dict[str, Any]:
             f"{what}: HTTP {resp.status_code}: {_error_message(resp)}",
             resp.status_code,
             retry_after_s=_retry_after(resp),
+            data=_error_data(resp),
         )
     try:
         data = resp.json()
@@ -194,6 +218,29 @@ class ServerClient:
         """
         # A snapshot makes the body tens of kB: allow a slow uplink more than a heartbeat.
         return await self._post("/api/edge/events", "event", body, timeout=30.0)
+
+    async def start_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Start or resume a clip upload (contract 5): ``{"upload_id", "offset", "complete"}``."""
+        return await self._post("/api/edge/uploads", "upload start", body, timeout=30.0)
+
+    async def upload_chunk(
+        self, upload_id: str, start: int, chunk: bytes, total: int, chunk_sha256: str
+    ) -> dict[str, Any]:
+        """Append ``chunk`` at ``start`` of upload ``upload_id``: ``{"offset", "complete"}``."""
+        what = "upload chunk"
+        headers = {
+            "Content-Range": f"bytes {start}-{start + len(chunk) - 1}/{total}",
+            "X-Chunk-SHA256": chunk_sha256,
+            "Content-Type": "application/octet-stream",
+        }
+        try:
+            # A chunk on a slow uplink: allow it time (the bandwidth limit paces the rest).
+            resp = await self._client.put(
+                f"/api/edge/uploads/{upload_id}", content=chunk, headers=headers, timeout=120.0
+            )
+        except httpx.HTTPError as exc:
+            raise ServerError(f"{what}: cannot reach {self.server}: {exc!r}") from exc
+        return _check(resp, what)
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""

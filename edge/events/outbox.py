@@ -240,6 +240,14 @@ class Outbox:
             attempts=row[6],
         )
 
+    def event_pending(self, event_id: str) -> bool:
+        """True while a message of ``event_id`` waits (its clip must not overtake it)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM outbox WHERE event_id = ? LIMIT 1", (event_id,)
+            ).fetchone()
+        return row is not None
+
     def delete(self, row_id: int) -> None:
         """The server has it: forget the row."""
         with self._lock:
