@@ -29,7 +29,7 @@ import json
 import logging
 import threading
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVarTuple, cast
@@ -44,8 +44,8 @@ from app.db import SessionFactory
 from app.errors import ApiError, unauthorized
 from app.event_snapshots import EventSnapshotStore
 from app.eventbus import EventBus
-from app.models import Camera, Counter, Event, EventZone
-from app.schemas import EventIn, EventOut
+from app.models import Camera, Clip, Counter, Event, EventZone
+from app.schemas import ClipOut, EventIn, EventOut
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,24 @@ _APPLY_ATTEMPTS = 3
 def snapshot_url(event_id: str) -> str:
     """Where an event's snapshot is served."""
     return f"/api/events/{event_id}/snapshot.jpg"
+
+
+def clip_url(event_id: str) -> str:
+    """Where an event's clip plays (Range requests supported)."""
+    return f"/api/events/{event_id}/clip.mp4"
+
+
+def clip_out(clip: Clip) -> ClipOut:
+    """The clip JSON (contract 5) of a stored clip."""
+    return ClipOut(
+        url=clip_url(clip.event_id),
+        size=clip.size,
+        sha256=clip.sha256,
+        content_type=clip.content_type,
+        started_at=clip.started_at,
+        ended_at=clip.ended_at,
+        duration_s=clip.duration_s,
+    )
 
 
 def event_json(event: Event, camera_name: str) -> dict[str, Any]:
@@ -83,6 +101,7 @@ def event_json(event: Event, camera_name: str) -> dict[str, Any]:
         has_snapshot=has_snapshot,
         snapshot_url=snapshot_url(event.id) if has_snapshot else None,
         version=event.version,
+        clip=clip_out(event.clip) if event.clip is not None else None,
     )
     return out.model_dump(mode="json")
 
@@ -251,6 +270,31 @@ class EventIngest:
             },
         )
         return ApplyResult("stored", msg.event_id, event)
+
+    def change(
+        self, event_id: str, mutate: Callable[[Session, Event], bool]
+    ) -> dict[str, Any] | None:
+        """Applies a server-side change to one event (its clip came or went) as a new
+        version, and announces it on the bus like an edge message would (blocking: call
+        from a thread).
+
+        ``mutate(session, event)`` makes the change in the open transaction and returns
+        whether anything changed; it may raise to abort. Returns the new event JSON, or
+        None when the event does not exist or nothing changed (then nothing is written).
+        """
+        with self._lock, self._factory() as session:
+            version = _bump_counter(session)
+            row = session.get(Event, event_id)
+            if row is None or not mutate(session, row):
+                return None  # closing rolls the bump back
+            row.version = version
+            session.commit()
+            # The clip relationship is read-only: load what the transaction left.
+            session.expire(row, ["clip"])
+            camera = session.get(Camera, row.camera_id)
+            event = event_json(row, camera.name if camera is not None else row.camera_id)
+            self._bus.publish(event)
+            return event
 
     @staticmethod
     def _merge(row: Event, msg: EventIn, new_zones: list[str]) -> bool:
@@ -482,7 +526,11 @@ def _sweep(factory: SessionFactory, store: EventSnapshotStore, cutoff: datetime)
 
 
 class EventPruner:
-    """Runs ``prune_events`` at start and every ``interval_s`` (off the event loop)."""
+    """Runs ``prune_events`` at start and every ``interval_s`` (off the event loop).
+
+    ``before``: other retention passes run first on each round (clip retention: a clip
+    leaves the media store before its event's row can take the clip row with it).
+    """
 
     def __init__(
         self,
@@ -491,12 +539,14 @@ class EventPruner:
         clock: Clock,
         retention_days: int,
         interval_s: float,
+        before: Sequence[Callable[[], Awaitable[object]]] = (),
     ) -> None:
         self._factory = factory
         self._store = store
         self._clock = clock
         self.retention = timedelta(days=retention_days)
         self.interval_s = interval_s
+        self._before = list(before)
         self._task: asyncio.Task[None] | None = None
 
     def cutoff(self) -> datetime:
@@ -525,6 +575,11 @@ class EventPruner:
 
     async def _run(self) -> None:
         while True:
+            for other in self._before:
+                try:
+                    await other()
+                except Exception:
+                    log.exception("a retention pass failed; trying again later")
             try:
                 await self.prune_now()
             except Exception:

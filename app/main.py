@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import cameras, dashboard, edge, health, media, push, webhook
+from app.api import cameras, dashboard, edge, health, media, push, uploads, webhook
 from app.api import events as events_api
 from app.api import zones as zones_api
+from app.clip_retention import ClipRetention
 from app.clock import utc_now
 from app.db import make_engine, make_session_factory
 from app.errors import install_error_handlers
@@ -19,13 +23,17 @@ from app.event_snapshots import EventSnapshotStore
 from app.eventbus import EventBus
 from app.events import EventIngest, EventPruner
 from app.media import LocalMediaRelay
+from app.media_store import MediaStore, MediaStoreError, make_media_store
 from app.push import PushConfig, PushDispatcher, start_push
 from app.push_vapid import load_vapid_key
 from app.rooms import LiveKitProbe, LiveKitRoomData, LiveKitRooms
 from app.schemas import ErrorResponse
 from app.settings import Settings, load_settings
 from app.tickets import TicketSigner, load_server_secret
+from app.uploads import UploadManager
 from app.zones import ZonesNotifier
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Identity, tokens, cameras, enrollment and health for livecam.
@@ -42,7 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     Swappable parts live on `app.state`: `clock` (returns aware UTC datetimes),
     `rooms` (LiveKit RoomService), `livekit_probe`, `media` (the MJPEG relay),
     `tickets` (MJPEG ticket signer), `event_bus`, `room_data` (LiveKit data messages
-    for the event overlay) and `zones_notifier`.
+    for the event overlay), `zones_notifier`, `media_store` (clips: a local directory or
+    S3) and `uploads` (clip uploads; built at startup from `media_store`).
     """
     settings = settings or load_settings()
     settings.ensure_data_dir()
@@ -54,6 +63,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Read from app.state here, not earlier: tests swap parts before startup.
+        store: MediaStore = _app.state.media_store
+        try:
+            await asyncio.to_thread(store.check)
+        except MediaStoreError as exc:
+            # Startup fails; this line says why (uvicorn's traceback follows).
+            log.error("media storage is not usable: %s", exc, extra={"store": store.kind})
+            raise
+        log.info("media storage", extra={"store": store.kind, "where": store.describe()})
+        upload_manager = UploadManager(
+            settings.data_dir / "uploads",
+            store,
+            _app.state.session_factory,
+            _app.state.event_ingest,
+            lambda: _app.state.clock(),
+            max_bytes=settings.clip_max_bytes,
+            stale_after=timedelta(hours=settings.upload_stale_hours),
+        )
+        await upload_manager.load()
+        _app.state.uploads = upload_manager
+        _app.state.clip_retention = ClipRetention(
+            _app.state.session_factory,
+            store,
+            _app.state.event_ingest,
+            upload_manager,
+            lambda: _app.state.clock(),
+            retention_days=settings.clip_retention_days,
+            event_retention_days=settings.event_retention_days,
+            max_bytes=int(settings.media_max_gb * 1e9),
+        )
         relay = RoomEventRelay(_app.state.room_data)
         relay.start(_app.state.event_bus)
         _app.state.event_relay = relay
@@ -63,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             lambda: _app.state.clock(),
             settings.event_retention_days,
             settings.event_prune_interval,
+            before=[lambda: _app.state.clip_retention.run_once()],
         )
         pruner.start()
         _app.state.event_pruner = pruner
@@ -93,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.session_factory, app.state.event_snapshots, app.state.event_bus
     )
     app.state.zones_notifier = ZonesNotifier()
+    app.state.media_store = make_media_store(settings)
     # Room data for the live overlay (app/event_relay.py); tests put a fake here.
     app.state.room_data = LiveKitRoomData(
         settings.livekit_url,
@@ -115,6 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     }
     app.include_router(cameras.router, responses=invalid)
     app.include_router(edge.router, responses=invalid)
+    app.include_router(uploads.router, responses=invalid)
     app.include_router(health.router)
     app.include_router(webhook.router, responses=invalid)
     app.include_router(dashboard.router)

@@ -8,7 +8,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -191,6 +201,10 @@ class Event(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())  # last change applied
     version: Mapped[int] = mapped_column(Integer)
 
+    # The event's clip, if one was uploaded (app/clips.py writes the rows). Loaded with
+    # the events (one extra query per page), read-only here.
+    clip: Mapped[Clip | None] = relationship(lazy="selectin", viewonly=True)
+
 
 class EventZone(Base):
     """One zone an event was seen in (for the ``zone`` filter, portable across databases)."""
@@ -223,3 +237,28 @@ class CameraZones(Base):
     )
     zones: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Clip(Base):
+    """An event's video clip, uploaded by its edge (contract 5); at most one per event.
+
+    The bytes are in the media store (app/media_store.py) under ``storage_key``.
+    ``upload_id`` is the upload that delivered it, so a retried request for a finished
+    upload is answered as complete.
+    """
+
+    __tablename__ = "clips"
+    __table_args__ = (Index("ix_clips_started_at", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), unique=True)
+    camera_id: Mapped[str] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"), index=True)
+    storage_key: Mapped[str] = mapped_column(String(300))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    duration_s: Mapped[float] = mapped_column(Float)
+    upload_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

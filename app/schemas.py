@@ -177,8 +177,31 @@ class Heartbeat(BaseModel):
     events_active: list[Annotated[str, Field(max_length=32)]] | None = Field(
         default=None, max_length=16, description="Labels with an event in progress."
     )
+    # Recording and clip uploads (edge/record, edge/uploads).
+    recording: bool | None = Field(default=None, description="Continuous recording is on.")
+    record_bytes: NonNegativeInt | None = Field(
+        default=None, description="Bytes of recordings and clips on the edge's disk."
+    )
+    record_free_bytes: NonNegativeInt | None = Field(
+        default=None, description="Free bytes on the edge's recording disk."
+    )
+    record_disk_full: bool | None = None
+    record_dropped: NonNegativeInt | None = Field(
+        default=None, description="Access units the recorder could not keep up with."
+    )
+    record_error: str | None = None
+    uploads_queued: NonNegativeInt | None = Field(
+        default=None, description="Clips waiting to be uploaded."
+    )
+    uploads_bytes_left: NonNegativeInt | None = None
+    uploads_dead: NonNegativeInt | None = None
+    uploads_paused: bool | None = None
+    upload_event: str | None = Field(default=None, description="The event whose clip is sent.")
+    upload_sent: NonNegativeInt | None = None
+    upload_size: NonNegativeInt | None = None
+    upload_kbps: NonNegativeFloat | None = None
 
-    @field_validator("source", "error", "version")
+    @field_validator("source", "error", "version", "record_error", "upload_event")
     @classmethod
     def _truncate(cls, value: str | None) -> str | None:
         # A long error text (a traceback) must not cost the edge its heartbeat.
@@ -305,6 +328,21 @@ class EventStored(BaseModel):
     event_id: str
 
 
+class ClipOut(BaseModel):
+    """An event's video clip (contract 5): where it plays and what it is."""
+
+    url: str = Field(
+        description="`/api/events/<id>/clip.mp4`: admin key, or `?ticket=` from "
+        "POST /api/events/<id>/clip-ticket; supports Range requests."
+    )
+    size: int = Field(description="Bytes.")
+    sha256: str = Field(description="SHA-256 of the file (hex); also its ETag.")
+    content_type: str
+    started_at: datetime = Field(description="First frame (with the pre-roll).")
+    ended_at: datetime
+    duration_s: float
+
+
 class EventOut(BaseModel):
     """An event as the API, the SSE stream and the camera's room data show it (contract 4)."""
 
@@ -327,6 +365,9 @@ class EventOut(BaseModel):
     version: int = Field(
         description="Grows with every change of any event (the SSE id); a client keeping "
         "events by id can ignore a state older than the one it has."
+    )
+    clip: ClipOut | None = Field(
+        default=None, description="The event's uploaded clip; null while there is none."
     )
 
 

@@ -72,6 +72,29 @@ class Settings(BaseSettings):
         default=15.0, gt=0, le=300, validation_alias="LIVECAM_EVENT_STREAM_KEEPALIVE"
     )
 
+    # Clips (app/uploads.py, app/clips.py, app/media_store.py): upload limit, retention,
+    # and where media lives ($LIVECAM_DATA/media, or S3 when LIVECAM_S3_BUCKET is set).
+    clip_max_bytes: int = Field(
+        default=4 * 1024**3, ge=1024, validation_alias="LIVECAM_CLIP_MAX_BYTES"
+    )
+    clip_retention_days: int = Field(
+        default=30, ge=1, le=3650, validation_alias="LIVECAM_CLIP_RETENTION_DAYS"
+    )
+    media_max_gb: float = Field(
+        default=0.0, ge=0, description="0: no budget", validation_alias="LIVECAM_MEDIA_MAX_GB"
+    )
+    upload_stale_hours: float = Field(
+        default=48.0, gt=0, validation_alias="LIVECAM_UPLOAD_STALE_HOURS"
+    )
+    s3_bucket: str = Field(default="", validation_alias="LIVECAM_S3_BUCKET")
+    s3_prefix: str = Field(default="", validation_alias="LIVECAM_S3_PREFIX")
+    s3_endpoint_url: str = Field(default="", validation_alias="LIVECAM_S3_ENDPOINT_URL")
+    s3_region: str = Field(default="", validation_alias="LIVECAM_S3_REGION")
+    s3_access_key_id: str = Field(default="", validation_alias="LIVECAM_S3_ACCESS_KEY_ID")
+    s3_secret_access_key: SecretStr = Field(
+        default=SecretStr(""), validation_alias="LIVECAM_S3_SECRET_ACCESS_KEY"
+    )
+
     # Web Push (app/push.py). The subject tells push services whom to contact.
     vapid_subject: str = Field(
         default="mailto:admin@localhost", validation_alias="LIVECAM_VAPID_SUBJECT"
@@ -123,6 +146,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"LIVEKIT_API_SECRET must be at least {MIN_SECRET_LENGTH} characters long "
                 "(LiveKit requires it)"
+            )
+        if bool(self.s3_access_key_id) != bool(self.s3_secret_access_key.get_secret_value()):
+            raise ValueError(
+                "LIVECAM_S3_ACCESS_KEY_ID and LIVECAM_S3_SECRET_ACCESS_KEY go together: set "
+                "both, or neither to use boto3's usual credential chain"
             )
         self.vapid_subject = check_vapid_subject(self.vapid_subject)
         self.data_dir = self.data_dir.expanduser().resolve()

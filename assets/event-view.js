@@ -1,9 +1,11 @@
-// One event (#/events/<id>): its snapshot large (the edge drew the box into it), what
-// was seen, where and when, and a link to the camera's live view. Follows the event
-// stream, so an ongoing event's end, duration and better snapshot show up by themselves.
+// One event (#/events/<id>): its clip when the edge uploaded one (a <video> that seeks
+// through Range requests), its snapshot large (the edge drew the box into it), what was
+// seen, where and when, and a link to the camera's live view. Follows the event stream,
+// so an ongoing event's end, duration, better snapshot and clip show up by themselves.
 
 import { h, replaceChildren, setText } from './dom.js';
 import {
+  fetchClipTicket,
   fetchEvent,
   fetchEventSnapshot,
   formatClock,
@@ -26,6 +28,20 @@ export function mountEvent(root, eventId, { onTitle = () => {} } = {}) {
   const notice = h('p', { class: 'notice', role: 'alert', hidden: true });
   const picture = h('img', { class: 'event-snapshot', alt: '', hidden: true });
   const noPicture = h('p', { class: 'event-no-snapshot', hidden: true }, 'No snapshot for this event.');
+  const video = h('video', {
+    class: 'event-clip-video',
+    controls: true,
+    preload: 'metadata',
+    playsinline: true,
+  });
+  const clipInfo = h('span', { class: 'clip-info' });
+  const download = h('a', { class: 'clip-download' }, 'Download');
+  const clipFigure = h(
+    'figure',
+    { class: 'event-clip', hidden: true },
+    video,
+    h('figcaption', {}, clipInfo, ' · ', download),
+  );
   const details = h('dl', { class: 'event-details' });
   const liveLink = h('a', { class: 'button-link live-link', hidden: true }, 'Watch live');
   const view = h(
@@ -42,7 +58,12 @@ export function mountEvent(root, eventId, { onTitle = () => {} } = {}) {
     h(
       'div',
       { class: 'event-body' },
-      h('figure', { class: 'event-figure' }, picture, noPicture),
+      h(
+        'div',
+        { class: 'event-media' },
+        clipFigure,
+        h('figure', { class: 'event-figure' }, picture, noPicture),
+      ),
       details,
     ),
   );
@@ -52,6 +73,8 @@ export function mountEvent(root, eventId, { onTitle = () => {} } = {}) {
   let pictureUrl = null;
   let stream = null;
   let stopped = false;
+  let clipSha = null; // the clip the player has (a re-cut clip has another sha256)
+  let clipRetried = false;
 
   function say(text) {
     setText(notice, text);
@@ -86,7 +109,55 @@ export function mountEvent(root, eventId, { onTitle = () => {} } = {}) {
     const changed =
       !previous || previous.has_snapshot !== next.has_snapshot || previous.score !== next.score;
     if (changed) loadPicture();
+    if ((next.clip ? next.clip.sha256 : null) !== clipSha) loadClip();
   }
+
+  function clearClip() {
+    clipSha = null;
+    clipFigure.hidden = true;
+    video.removeAttribute('src');
+    video.load();
+    download.removeAttribute('href');
+  }
+
+  async function loadClip(resumeAt = 0) {
+    const current = event;
+    const clip = current.clip;
+    if (!clip) {
+      clearClip();
+      return;
+    }
+    try {
+      const { url } = await fetchClipTicket(current);
+      if (stopped || !event.clip || event.clip.sha256 !== clip.sha256) return;
+      clipSha = clip.sha256;
+      clipRetried = false;
+      video.src = url;
+      if (resumeAt > 0) video.currentTime = resumeAt;
+      download.href = url;
+      download.download = clipFilename(current);
+      setText(clipInfo, `Clip · ${Math.round(clip.duration_s)} s · ${formatBytes(clip.size)}`);
+      video.setAttribute(
+        'aria-label',
+        `Video of ${eventTitle(current)} at ${current.camera_name}, ${formatClock(clip.started_at)}`,
+      );
+      clipFigure.hidden = false;
+    } catch (err) {
+      if (stopped || (err && err.status === 401)) return;
+      clipFigure.hidden = false;
+      setText(clipInfo, `The clip could not be loaded: ${err && err.message ? err.message : err}`);
+    }
+  }
+
+  // A seek after the ticket expired (the page was open for a day) fails: get a new
+  // ticket once and carry on from the same moment.
+  video.addEventListener('error', () => {
+    if (stopped || clipRetried || !event || !event.clip) return;
+    clipRetried = true;
+    const at = video.currentTime;
+    clipSha = null;
+    loadClip(at);
+  });
 
   async function loadPicture() {
     const current = event;
@@ -101,6 +172,7 @@ export function mountEvent(root, eventId, { onTitle = () => {} } = {}) {
       if (pictureUrl) URL.revokeObjectURL(pictureUrl);
       pictureUrl = URL.createObjectURL(blob);
       picture.src = pictureUrl;
+      video.poster = pictureUrl;
       picture.alt =
         `${eventTitle(current)} at ${current.camera_name}, ` +
         `${formatClock(current.started_at)}, with the detection box`;
@@ -148,8 +220,32 @@ export function mountEvent(root, eventId, { onTitle = () => {} } = {}) {
     destroy() {
       stopped = true;
       if (stream) stream.stop();
+      video.pause();
+      video.removeAttribute('src');
+      video.load();
       if (pictureUrl) URL.revokeObjectURL(pictureUrl);
       view.remove();
     },
   };
+}
+
+/** "3.4 MB" */
+export function formatBytes(n) {
+  if (!Number.isFinite(n) || n < 0) return '–';
+  if (n < 1000) return `${n} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let value = n;
+  let unit = -1;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+/** "front-door-2026-11-22T21-05-09.mp4": camera and the clip's start (UTC). */
+export function clipFilename(event) {
+  const started = new Date(event.clip.started_at);
+  const stamp = started.toISOString().replace(/\.\d+Z$/, '').replace(/:/g, '-');
+  return `${event.camera_id}-${stamp}.mp4`;
 }

@@ -2,10 +2,11 @@
 // the live stream of changes (GET /api/events/stream, Server-Sent Events).
 //
 // An event JSON: {id, camera_id, camera_name, label, object, score, box, zones,
-// started_at, updated_at, ended_at, active, has_snapshot, snapshot_url, version}.
+// started_at, updated_at, ended_at, active, has_snapshot, snapshot_url, version, clip}.
+// `clip` is null, or {url, size, sha256, content_type, started_at, ended_at, duration_s}.
 // `version` grows with every change of any event: a newer state has a higher one.
 
-import { getBlob, getJson } from './api.js';
+import { getBlob, getJson, postJson } from './api.js';
 import { SseClient } from './sse.js';
 
 export const PAGE_SIZE = 30;
@@ -48,6 +49,15 @@ export function fetchEvent(eventId, options = {}) {
 /** The event's snapshot JPEG as a Blob (with the admin key). */
 export function fetchEventSnapshot(event, options = {}) {
   return getBlob(eventPath(event.id, '/snapshot.jpg'), options);
+}
+
+/**
+ * A URL of the event's clip that needs no header: {url: ".../clip.mp4?ticket=…",
+ * expires_at}. A <video> cannot send the admin key (and the key never goes into a URL);
+ * the ticket is for this event only, and its seeks (Range requests) carry it too.
+ */
+export function fetchClipTicket(event, options = {}) {
+  return postJson(eventPath(event.id, '/clip-ticket'), undefined, options);
 }
 
 /** Whether a change of `event` is newer than the state `known` (same id). */

@@ -257,7 +257,8 @@ export function mountTimeline(root, query, { onTitle = () => {} } = {}) {
   function makeCard(event) {
     const img = h('img', { class: 'thumb-img', alt: '', decoding: 'async' });
     const none = h('span', { class: 'thumb-none' }, 'No picture');
-    const thumb = h('div', { class: 'thumb' }, img, none);
+    const clipMark = h('span', { class: 'thumb-clip', title: 'Has a video clip', hidden: true }, '▶ Clip');
+    const thumb = h('div', { class: 'thumb' }, img, none, clipMark);
     const title = h('p', { class: 'event-title' });
     const meta = h('p', { class: 'event-meta' });
     const zones = h('p', { class: 'event-zones' });
@@ -302,6 +303,7 @@ export function mountTimeline(root, query, { onTitle = () => {} } = {}) {
         ? `${eventTitle(next)} at ${next.camera_name}, ${formatClock(next.started_at)}`
         : '';
       thumb.dataset.has = String(Boolean(next.has_snapshot));
+      clipMark.hidden = !next.clip;
       const load = () => fetchEventSnapshot(next);
       if (!previous) {
         if (next.has_snapshot) images.observe(img, load);

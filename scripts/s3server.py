@@ -86,6 +86,10 @@ def running_s3(workdir: Path, *buckets: str) -> Iterator[S3Server]:
     """Start versitygw on a free loopback port with fresh credentials and ``buckets``."""
     root = workdir / "s3-root"
     root.mkdir(parents=True, exist_ok=True)
+    # Object metadata (multipart part ETags among it) in a side directory, not in xattrs:
+    # works on any file system, and unlike --nometa, multipart uploads can complete.
+    meta = workdir / "s3-meta"
+    meta.mkdir(parents=True, exist_ok=True)
     port = free_tcp_port()
     access, secret = "livecam" + secrets.token_hex(4), secrets.token_urlsafe(24)
     env = {
@@ -96,7 +100,7 @@ def running_s3(workdir: Path, *buckets: str) -> Iterator[S3Server]:
     binary = versitygw_binary()
     proc = ManagedProcess(
         "versitygw",
-        [binary, "--port", f"127.0.0.1:{port}", "posix", "--nometa", str(root)],
+        [binary, "--port", f"127.0.0.1:{port}", "posix", "--sidecar", str(meta), str(root)],
         workdir / "versitygw.log",
         env,
     )

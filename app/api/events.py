@@ -7,6 +7,8 @@ stream of changes.
     GET  /api/events/stream               SSE; admin header or ?ticket=; Last-Event-ID replay
     GET  /api/events/{id}
     GET  /api/events/{id}/snapshot.jpg    admin header, or ?ticket= from a push notification
+    POST /api/events/{id}/clip-ticket     admin → {"url": ".../clip.mp4?ticket=…", "expires_at"}
+    GET  /api/events/{id}/clip.mp4        admin header or ?ticket= (the snapshot's); Range
 
 Edges post events to ``POST /api/edge/events`` (app/api/edge.py).
 """
@@ -23,6 +25,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
+from starlette.background import BackgroundTask
 
 from app.api.deps import (
     AdminCredentials,
@@ -34,12 +37,16 @@ from app.api.deps import (
     TicketsDep,
     require_admin_key,
 )
+from app.byte_ranges import RangeNotSatisfiable, parse_range
+from app.clip_schemas import ClipTicket
+from app.clips import ClipInfo, find_clip
 from app.db import SessionFactory
 from app.errors import ApiError, unauthorized
 from app.event_snapshots import EventSnapshotStore
 from app.event_stream import event_stream
 from app.eventbus import EventBus
 from app.events import EventFilter, day_counts, get_event, list_events
+from app.media_store import MediaNotFound, MediaStore, MediaStoreError
 from app.models import Event
 from app.schemas import (
     ErrorResponse,
@@ -50,7 +57,7 @@ from app.schemas import (
     EventPage,
     StreamTicket,
 )
-from app.tickets import verify_event_snapshot_ticket
+from app.tickets import issue_event_snapshot_ticket, verify_event_snapshot_ticket
 
 log = logging.getLogger(__name__)
 
@@ -310,3 +317,120 @@ async def snapshot(
     if match is not None and etag in [m.strip() for m in match.split(",")]:
         return Response(status_code=304, headers=headers)
     return Response(data, media_type="image/jpeg", headers=headers)
+
+
+# --- the clip ------------------------------------------------------------------------
+
+
+@router.post(
+    "/{event_id}/clip-ticket",
+    summary="A ticket that opens the event's clip without a header (<video src>, download)",
+    responses=_EVENT_ERRORS,
+)
+def clip_ticket(
+    event_id: str, _admin: AdminKey, session: SessionDep, tickets: TicketsDep, clock: ClockDep
+) -> ClipTicket:
+    # The event-scoped ticket of the snapshot: a <video> seeks with new requests long
+    # after the page was opened, so it lives as long (24 h).
+    if session.get(Event, event_id) is None:
+        raise event_not_found(event_id)
+    ticket = issue_event_snapshot_ticket(tickets, event_id, clock())
+    return ClipTicket(
+        url=f"/api/events/{event_id}/clip.mp4?ticket={ticket.value}", expires_at=ticket.expires_at
+    )
+
+
+def clip_viewer(
+    event_id: str,
+    factory: SessionFactoryDep,
+    tickets: TicketsDep,
+    clock: ClockDep,
+    credentials: AdminCredentials,
+    ticket: Annotated[
+        str | None, Query(max_length=200, description="From POST /api/events/{id}/clip-ticket.")
+    ] = None,
+) -> ClipInfo:
+    """The admin key, or an event ticket for this event (as for the snapshot); the clip."""
+    with factory() as session:
+        if ticket is None:
+            require_admin_key(session, credentials)
+        elif not verify_event_snapshot_ticket(tickets, ticket, event_id, clock()):
+            raise unauthorized(
+                "invalid_ticket", "The clip ticket is invalid, expired or for another event."
+            )
+        if session.get(Event, event_id) is None:
+            raise event_not_found(event_id)
+        clip = find_clip(session, event_id)
+    if clip is None:
+        raise ApiError(404, "no_clip", f"Event {event_id!r} has no clip.")
+    return clip
+
+
+@router.head("/{event_id}/clip.mp4", include_in_schema=False)
+@router.get(
+    "/{event_id}/clip.mp4",
+    summary="The event's clip (MP4); Range requests for seeking",
+    response_class=Response,
+    responses={
+        200: {"content": {"video/mp4": {}}, "description": "The whole clip"},
+        206: {"content": {"video/mp4": {}}, "description": "The requested byte range"},
+        304: {"description": "Not modified (If-None-Match)"},
+        401: {"model": ErrorResponse, "description": "Missing or invalid admin key or ticket"},
+        404: {"model": ErrorResponse, "description": "No such event, or it has no clip"},
+        416: {"description": "Range not satisfiable (Content-Range: bytes */size)"},
+    },
+)
+async def clip(
+    event_id: str, request: Request, found: Annotated[ClipInfo, Depends(clip_viewer)]
+) -> Response:
+    store: MediaStore = request.app.state.media_store
+    etag = f'"{found.sha256}"'
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": etag,
+        # The URL (with its ticket) is private; a re-cut clip has a new ETag.
+        "Cache-Control": "private, no-cache",
+        "Content-Disposition": f'inline; filename="{found.camera_id}-{event_id}.mp4"',
+    }
+    match = request.headers.get("if-none-match")
+    if match is not None and etag in [m.strip() for m in match.split(",")]:
+        return Response(status_code=304, headers=headers)
+    range_header = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if if_range is not None and if_range.strip() != etag:
+        range_header = None  # the client's copy is of another clip: send it whole
+    try:
+        wanted = parse_range(range_header, found.size)
+    except RangeNotSatisfiable:
+        return Response(
+            status_code=416, headers={**headers, "Content-Range": f"bytes */{found.size}"}
+        )
+    start, end = (wanted.start, wanted.end) if wanted else (0, found.size - 1)
+    status = 206 if wanted else 200
+    headers["Content-Length"] = str(end - start + 1)
+    if wanted is not None:
+        headers["Content-Range"] = wanted.content_range()
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type=found.content_type)
+    try:
+        chunks = await run_in_threadpool(store.open_range, found.storage_key, start, end)
+    except MediaNotFound:
+        log.error(
+            "clip missing from media storage",
+            extra={"event": event_id, "key": found.storage_key, "store": store.kind},
+        )
+        raise ApiError(404, "no_clip", f"The clip of event {event_id!r} is missing.") from None
+    except MediaStoreError as exc:
+        log.error(
+            "clip could not be read",
+            extra={"event": event_id, "key": found.storage_key, "error": str(exc)},
+        )
+        raise ApiError(503, "storage_unavailable", "The media storage failed; retry.") from None
+    close = getattr(chunks, "close", None)
+    return StreamingResponse(
+        chunks,
+        status_code=status,
+        headers=headers,
+        media_type=found.content_type,
+        background=BackgroundTask(close) if close is not None else None,
+    )

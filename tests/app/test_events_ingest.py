@@ -48,6 +48,7 @@ EVENT_KEYS = {
     "has_snapshot",
     "snapshot_url",
     "version",
+    "clip",  # null until the edge uploads the event's clip (contract 5)
 }
 
 
