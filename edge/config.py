@@ -3,7 +3,9 @@
     server = "https://cams.example.com"
     heartbeat_interval_s = 5
 
-    data_dir = "/var/lib/livecam-edge"          # event outbox and saved zones
+    data_dir = "/var/lib/livecam-edge"          # outbox, zones, recordings, clips
+    upload_kbps = 0                             # clip upload limit for all cameras (0: none)
+    upload_chunk_kb = 1024                      # clip upload chunk (a resume re-sends < 1)
     [[camera]]
     id = "front-door"
     credential_file = "front-door.credential"   # relative to this file; or credential = "lce_…"
@@ -24,6 +26,13 @@
     end_after_s = 10.0                          # an event ends when unseen this long
     update_interval_s = 3.0                     # at most one update per event this often
     model = "/path/to/model.onnx"               # instead of the detector's default model
+    [camera.record]                             # optional; see edge/record/settings.py
+    enabled = true                              # continuous fMP4 segments
+    segment_s = 60                              # segment length (rolls on a keyframe)
+    max_age_days = 7                            # event_max_age_days = 30 for event footage
+    max_gb = 0                                  # budget for segments + clips (0: none)
+    min_free_gb = 1.0                           # reserve kept free (or "5%")
+    clips = true                                # event clips: pre_roll_s, post_roll_s, max_clip_s
 
 Environment: LIVECAM_SERVER overrides ``server``; LIVECAM_EDGE_CREDENTIAL_<ID> (id upper-
 cased, "-" → "_") overrides a camera's credential; LIVECAM_EDGE_DATA_DIR overrides
@@ -44,6 +53,7 @@ from typing import Any
 from edge.detect.motion import MotionSettings
 from edge.events.pipeline import DetectSettings
 from edge.events.tracker import DETECTION_KINDS, TrackerSettings
+from edge.record.settings import RecordSettings, parse_record
 from edge.sources import KINDS
 
 CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -62,6 +72,7 @@ class CameraConfig:
     kind: str
     options: dict[str, Any] = field(default_factory=dict)
     detect: DetectSettings = field(default_factory=DetectSettings)
+    record: RecordSettings = field(default_factory=RecordSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +85,8 @@ class EdgeConfig:
     heartbeat_interval_s: float = 5.0
     stall_timeout_s: float = 15.0
     log_level: str = "info"
+    upload_kbps: float = 0.0  # 0: no limit
+    upload_chunk_kb: int = 1024
 
 
 def credential_env_name(camera_id: str) -> str:
@@ -136,15 +149,32 @@ def parse_config(
         if kind == "file" and "path" in options:
             options["path"] = str((base / str(options["path"])).expanduser())
         detect = parse_detect(raw.get("detect", {}), f"{where} ({cam_id})", base)
+        try:
+            record = parse_record(raw.get("record", {}))
+        except ValueError as exc:
+            raise ConfigError(f"{where} ({cam_id}): {exc}") from exc
         cameras.append(
             CameraConfig(
-                id=cam_id, credential=credential, kind=kind, options=options, detect=detect
+                id=cam_id,
+                credential=credential,
+                kind=kind,
+                options=options,
+                detect=detect,
+                record=record,
             )
         )
     data_dir_raw = env.get("LIVECAM_EDGE_DATA_DIR") or data.get("data_dir")
     if data_dir_raw is not None and (not isinstance(data_dir_raw, str) or not data_dir_raw):
         raise ConfigError(f"{origin}: `data_dir` must be a path string")
     data_dir = (base / Path(data_dir_raw).expanduser()) if data_dir_raw else default_data_dir(env)
+    upload_kbps = data.get("upload_kbps", 0)
+    if isinstance(upload_kbps, bool) or not isinstance(upload_kbps, int | float):
+        raise ConfigError(f"{origin}: `upload_kbps` must be a number (kbit/s; 0 = no limit)")
+    if not 0 <= upload_kbps <= 10_000_000:
+        raise ConfigError(f"{origin}: `upload_kbps` must be 0..10000000, got {upload_kbps}")
+    chunk_kb = data.get("upload_chunk_kb", 1024)
+    if isinstance(chunk_kb, bool) or not isinstance(chunk_kb, int) or not 16 <= chunk_kb <= 16384:
+        raise ConfigError(f"{origin}: `upload_chunk_kb` must be an integer 16..16384")
     return EdgeConfig(
         server=server.rstrip("/"),
         cameras=tuple(cameras),
@@ -152,6 +182,8 @@ def parse_config(
         heartbeat_interval_s=float(data.get("heartbeat_interval_s", 5.0)),
         stall_timeout_s=float(data.get("stall_timeout_s", 15.0)),
         log_level=str(env.get("LIVECAM_LOG_LEVEL") or data.get("log_level", "info")),
+        upload_kbps=float(upload_kbps),
+        upload_chunk_kb=chunk_kb,
     )
 
 
