@@ -8,6 +8,9 @@ zones, and its events: analysis pictures → motion → objects → tracker → 
     analysis stage (decode/scale) ──▶ JPEG tap (while wanted; masks applied) ──▶ control link
           └──────────────────────▶ event pipeline (while detection is enabled)
                                       motion → detector → tracker → outbox ──▶ delivery
+                                                                      │ events
+    source thread ──access units──▶ recorder (fMP4 segments)           ▼
+                   └─────────────▶ clip cutter (pre-roll buffer) ──▶ upload queue ──▶ uploader
 
 The source thread is restarted with backoff when it fails or stalls, so a camera that
 vanishes or a corrupt stream is logged and retried, and never takes the process (or
@@ -31,11 +34,15 @@ from edge.control import ControlChannel
 from edge.detect.types import ObjectDetector
 from edge.detect.zones import ZoneState
 from edge.events.delivery import EventDelivery
+from edge.events.message import EventMessage
 from edge.events.outbox import Depth, Outbox
 from edge.events.pipeline import DetectSettings, EventPipeline
 from edge.jpeg import JpegTap
 from edge.metrics import ProcessCpu, RateMeter, cpu_temperature_c
 from edge.publisher import LiveKitPublisher
+from edge.record.clips import ClipCutter, ClipFile
+from edge.record.recorder import Recorder
+from edge.record.settings import RecordSettings
 from edge.sources.base import (
     CapturedFrame,
     FatalSourceError,
@@ -44,6 +51,9 @@ from edge.sources.base import (
     SourceError,
 )
 from edge.uplink import CredentialRejected, ServerClient, ServerError
+from edge.uploads.queue import UploadDepth, UploadQueue
+from edge.uploads.ratelimit import TokenBucket
+from edge.uploads.sender import ClipUploader
 
 log = logging.getLogger("edge.camera")
 
@@ -64,6 +74,9 @@ class CameraRunner:
         detect: DetectSettings | None = None,
         detector: ObjectDetector | None = None,
         detector_lock: threading.Lock | None = None,
+        record: RecordSettings | None = None,
+        upload_bucket: TokenBucket | None = None,
+        upload_chunk_bytes: int = 1 << 20,
     ) -> None:
         self.camera_id = camera_id
         self.source = source
@@ -84,6 +97,26 @@ class CameraRunner:
         self.jpeg = JpegTap(self.analysis, self._offer_jpeg, picture_filter=self.zones.apply_masks)
         self.outbox = Outbox(state_dir / "outbox.sqlite3", camera_id=camera_id)
         self.delivery = EventDelivery(camera_id, self.outbox, server.post_event)
+        self.record = record or RecordSettings()
+        # Also when recording is off: it still keeps the clips under retention.
+        self.recorder: Recorder | None = Recorder(camera_id, state_dir, self.record)
+        # Clips need events: without detection there is nothing to cut them for.
+        self.clips = (
+            ClipCutter(camera_id, state_dir, self.record, self._on_clip)
+            if self.record.clips and self.detect.enabled
+            else None
+        )
+        # Clips wait in the same database as the event messages, in their own table.
+        self.uploads = UploadQueue(state_dir / "outbox.sqlite3")
+        self.uploader = ClipUploader(
+            camera_id,
+            self.uploads,
+            server,
+            bucket=upload_bucket,
+            chunk_bytes=upload_chunk_bytes,
+            event_pending=self.outbox.event_pending,
+        )
+        self._upload_depth = UploadDepth(queued=0, bytes_left=0, oldest_s=None, dead=0)
         self.events: EventPipeline | None = None
         self.analysis_pictures: PictureOutput | None = None
         if self.detect.enabled:
@@ -94,6 +127,7 @@ class CameraRunner:
                 self.outbox,
                 detector,
                 on_enqueued=self.delivery.notify,
+                on_messages=self._on_event_messages,
                 detector_lock=detector_lock,
             )
             self.analysis_pictures = self.analysis.add_output(
@@ -117,6 +151,53 @@ class CameraRunner:
         self.meter.on_frame(frame)
         self.publisher.on_frame(frame)
         self.analysis.on_frame(frame)
+        if self.recorder is not None:
+            self.recorder.on_frame(frame)
+        if self.clips is not None:
+            self.clips.on_frame(frame)
+
+    def _on_event_messages(self, messages: list[EventMessage]) -> None:
+        """Events (on disk in the outbox) open and close clips and protect recordings."""
+        for message in messages:
+            if self.clips is not None:
+                self.clips.on_event(message)
+            if self.recorder is not None:
+                # Every message: the range grows with the event, so a long event's
+                # footage is safe from the budget while it still runs.
+                ended = message.ended_us if message.ended_us is not None else message.at_us
+                self.recorder.protect(
+                    message.started_us - round(self.record.pre_roll_s * 1e6),
+                    ended + round(self.record.post_roll_s * 1e6),
+                )
+
+    def _on_clip(self, clip: ClipFile) -> None:
+        """A clip is finished on disk (the cutter's thread): queue it for upload."""
+        try:
+            self.uploads.add(
+                event_id=clip.event_id,
+                path=clip.path,
+                size=clip.size,
+                sha256=clip.sha256,
+                started_us=clip.started_us,
+                ended_us=clip.ended_us,
+                duration_s=clip.duration_s,
+            )
+        except Exception:
+            log.exception(
+                "clip not queued camera=%s event=%s path=%s action='the file stays on disk'",
+                self.camera_id,
+                clip.event_id,
+                clip.path,
+            )
+            return
+        log.info(
+            "clip queued camera=%s event=%s bytes=%d duration_s=%.1f",
+            self.camera_id,
+            clip.event_id,
+            clip.size,
+            clip.duration_s,
+        )
+        self.uploader.notify()
 
     def _offer_jpeg(self, jpeg: bytes, capture_us: int) -> None:
         self.control.offer_jpeg(jpeg, capture_us)
@@ -188,6 +269,10 @@ class CameraRunner:
             daemon=True,
             name=f"source-{self.camera_id}",
         )
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.start)
+        if self.clips is not None:
+            await asyncio.to_thread(self.clips.start)
         thread.start()
         self.analysis.start()
         if self.events is not None and self.analysis_pictures is not None:
@@ -198,6 +283,7 @@ class CameraRunner:
         delivery = asyncio.create_task(
             self.delivery.run(delivery_stop), name=f"ev-{self.camera_id}"
         )
+        uploader = asyncio.create_task(self.uploader.run(stop), name=f"up-{self.camera_id}")
         publisher = asyncio.create_task(self.publisher.run(stop), name=f"pub-{self.camera_id}")
         heartbeats = asyncio.create_task(self._heartbeats(stop), name=f"hb-{self.camera_id}")
         control = asyncio.create_task(self.control.run(stop), name=f"ctl-{self.camera_id}")
@@ -211,6 +297,17 @@ class CameraRunner:
             await asyncio.to_thread(self.analysis.close)
             if self.events is not None:
                 await asyncio.to_thread(self.events.close)
+            # After the events: an event ended at shutdown still closes its clip.
+            if self.clips is not None:
+                await asyncio.to_thread(self.clips.close)
+            if self.recorder is not None:
+                await asyncio.to_thread(self.recorder.close)
+            # An upload in flight stops at a chunk boundary; the server keeps its offset.
+            _, pending_up = await asyncio.wait({uploader}, timeout=5.0)
+            for task in pending_up:
+                task.cancel()
+            await asyncio.gather(uploader, return_exceptions=True)
+            await asyncio.to_thread(self.uploads.close)
             await self._flush_events(self.SHUTDOWN_FLUSH_S)
             delivery_stop.set()
             # A request hanging on a dead server is cut short: its row is sent next start.
@@ -259,7 +356,30 @@ class CameraRunner:
             "error": self.publisher.last_error or self.source_error,
             "version": __version__,
             **self.events_health(),
+            **self.media_health(),
         }
+
+    def media_health(self) -> dict[str, Any]:
+        """Heartbeat fields about recording and clip uploads."""
+        depth = self._upload_depth
+        body: dict[str, Any] = {
+            "recording": False,
+            "uploads_queued": depth.queued,
+            "uploads_bytes_left": depth.bytes_left,
+            "uploads_dead": depth.dead,
+            **self.uploader.health(),
+        }
+        if self.recorder is not None:
+            health = self.recorder.health()
+            body.update(
+                recording=bool(health.get("recording", True)),
+                record_bytes=health.get("bytes_used"),
+                record_free_bytes=health.get("free_bytes"),
+                record_disk_full=health.get("disk_full"),
+                record_dropped=health.get("dropped_frames"),
+                record_error=health.get("last_error"),
+            )
+        return body
 
     def events_health(self) -> dict[str, Any]:
         """Heartbeat fields about detection and event delivery."""
@@ -296,6 +416,7 @@ class CameraRunner:
             self._check_stall()
             # SQLite may wait for a write in progress: not on the event loop.
             self._depth = await asyncio.to_thread(self.outbox.depth)
+            self._upload_depth = await asyncio.to_thread(self.uploads.depth)
             body = self.heartbeat_body()
             try:
                 await self.server.heartbeat(body)

@@ -21,6 +21,7 @@ from edge.logs import setup_logging
 from edge.metrics import ProcessCpu
 from edge.sources import create_source
 from edge.uplink import ServerClient, ServerError, enroll
+from edge.uploads.ratelimit import TokenBucket
 
 log = logging.getLogger("edge")
 
@@ -39,6 +40,8 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None) -> Non
     detectors = await asyncio.to_thread(open_detectors, config.cameras)
     # One model run at a time across cameras: a Pi has no cores to spare for two.
     detector_lock = threading.Lock()
+    # One uplink for all cameras: one bandwidth limit for all their clip uploads.
+    upload_bucket = TokenBucket(config.upload_kbps * 1000 / 8)
     runners = [
         CameraRunner(
             cam.id,
@@ -51,6 +54,9 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None) -> Non
             detect=cam.detect,
             detector=detectors.get(cam.detect.model),
             detector_lock=detector_lock,
+            record=cam.record,
+            upload_bucket=upload_bucket,
+            upload_chunk_bytes=config.upload_chunk_kb * 1024,
         )
         for cam in config.cameras
     ]

@@ -314,6 +314,8 @@ class EdgeCamera:
     source: dict[str, Any]
     #: The camera's ``detect`` table (edge/config.py); None leaves the defaults.
     detect: dict[str, Any] | None = None
+    #: The camera's ``record`` table (edge/record/settings.py); None leaves the defaults.
+    record: dict[str, Any] | None = None
 
 
 def toml_value(value: Any) -> str:
@@ -347,6 +349,9 @@ def write_edge_config(path: Path, server: str, cameras: list[EdgeCamera], **extr
         if cam.detect is not None:
             detect = ", ".join(f"{k} = {toml_value(v)}" for k, v in cam.detect.items())
             lines.append(f"detect = {{ {detect} }}")
+        if cam.record is not None:
+            record = ", ".join(f"{k} = {toml_value(v)}" for k, v in cam.record.items())
+            lines.append(f"record = {{ {record} }}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)

@@ -89,6 +89,7 @@ class EventPipeline:
         detector: ObjectDetector | None,
         *,
         on_enqueued: Callable[[], None] | None = None,
+        on_messages: Callable[[list[EventMessage]], None] | None = None,
         detector_lock: threading.Lock | None = None,
         tracker: EventTracker | None = None,
         clock: Callable[[], int] = wall_us,
@@ -108,6 +109,8 @@ class EventPipeline:
         # real time needs the file's clock instead.
         self._clock = clock
         self._on_enqueued = on_enqueued or (lambda: None)
+        # Whoever else follows the events (the clip cutter), after they are on disk.
+        self._on_messages = on_messages or (lambda _messages: None)
         # Cameras sharing one model take turns: a Pi has no spare cores for two at once.
         self._detector_lock = detector_lock or threading.Lock()
         self._tracker_lock = threading.Lock()
@@ -214,6 +217,10 @@ class EventPipeline:
             return
         self.stats.messages += len(messages)
         self._on_enqueued()
+        try:
+            self._on_messages(messages)
+        except Exception:
+            log.exception("event follower failed camera=%s", self.camera_id)
 
     def _motion_loop(self) -> None:
         while True:
