@@ -18,12 +18,40 @@ const COLUMNS = [
   'Bitrate',
   'CPU',
   'Temperature',
+  'Recording',
+  'Uploads',
   'Publisher',
   'Error',
 ];
 
 const fixed = (value, digits, unit) =>
   typeof value === 'number' && Number.isFinite(value) ? `${value.toFixed(digits)}${unit}` : '–';
+
+const GB = 1e9;
+
+// "REC · 1.2 GB · 40 GB free", "DISK FULL", "OFF" from the edge's recorder fields.
+function recording(hb) {
+  if (hb.recording === undefined || hb.recording === null) return '–';
+  if (hb.record_disk_full) return h('span', { class: 'pill bad', title: hb.record_error || '' }, 'DISK FULL');
+  const used = fixed(typeof hb.record_bytes === 'number' ? hb.record_bytes / GB : null, 1, ' GB');
+  const free = fixed(typeof hb.record_free_bytes === 'number' ? hb.record_free_bytes / GB : null, 0, ' GB free');
+  const label = hb.recording ? 'REC' : 'OFF';
+  return `${label} · ${used} · ${free}`;
+}
+
+// "idle", "2 clips · 35 %", "paused" from the edge's upload fields.
+function uploads(hb) {
+  if (hb.uploads_queued === undefined || hb.uploads_queued === null) return '–';
+  if (hb.uploads_paused) return h('span', { class: 'pill bad' }, 'PAUSED');
+  const dead = hb.uploads_dead ? ` · ${hb.uploads_dead} refused` : '';
+  if (!hb.uploads_queued) return `idle${dead}`;
+  const part =
+    hb.upload_size && typeof hb.upload_sent === 'number'
+      ? ` · ${Math.floor((100 * hb.upload_sent) / hb.upload_size)} %`
+      : '';
+  const rate = hb.upload_kbps ? ` · ${fixed(hb.upload_kbps, 0, ' kbit/s')}` : '';
+  return `${hb.uploads_queued} clip${hb.uploads_queued === 1 ? '' : 's'}${part}${rate}${dead}`;
+}
 
 function okBadge(ok, yes = 'OK', no = 'DOWN') {
   return h('span', { class: ok ? 'pill ok' : 'pill bad' }, ok ? yes : no);
@@ -95,10 +123,12 @@ export function mountHealth(root) {
               fixed(hb.bitrate_kbps, 0, ' kbit/s'),
               fixed(hb.cpu_percent, 0, ' %'),
               fixed(hb.temperature_c, 1, ' °C'),
+              recording(hb),
+              uploads(hb),
               hb.publisher_state || '–',
               hb.error || '',
             ]
-          : [h('span', { class: 'pill bad' }, 'UNKNOWN'), '', '', '', '', '', '', '', '', '', error];
+          : [h('span', { class: 'pill bad' }, 'UNKNOWN'), '', '', '', '', '', '', '', '', '', '', '', error];
         return h(
           'tr',
           { dataset: { cameraId: camera.id } },

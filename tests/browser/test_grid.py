@@ -166,6 +166,9 @@ def test_health_page(browser: BrowserContext, stack: Stack, cameras: list[str]) 
         assert cells.nth(1).text_content() == "publishing"
         assert cells.nth(3).text_content() == "320×240"
         assert float((cells.nth(4).text_content() or "0").split()[0]) > 10
+        # The edge records by default: "REC · 0.0 GB · 57 GB free"; no clips waiting.
+        assert re.fullmatch(r"REC · \d+\.\d GB · \d+ GB free", cells.nth(8).text_content() or "")
+        assert cells.nth(9).text_content() == "idle"
     first = page.locator(".updated").text_content()
     page.wait_for_function(
         "(old) => document.querySelector('.updated').textContent !== old", arg=first

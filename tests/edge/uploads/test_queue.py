@@ -35,15 +35,19 @@ def test_rows_come_out_oldest_first_with_progress(tmp_path: Path) -> None:
     add(queue, "e1", tmp_path / "e1.mp4", 1000)
     add(queue, "e2", tmp_path / "e2.mp4", 500)
     first = queue.oldest()
-    assert first is not None and first.event_id == "e1" and first.upload_id is None
+    assert first is not None
+    assert first.event_id == "e1"
+    assert first.upload_id is None
     queue.progress(first.id, "up-1", 400)
     again = queue.oldest()
-    assert again is not None and (again.upload_id, again.confirmed) == ("up-1", 400)
+    assert again is not None
+    assert (again.upload_id, again.confirmed) == ("up-1", 400)
     depth = queue.depth()
     assert (depth.queued, depth.bytes_left, depth.dead) == (2, 600 + 500, 0)
     queue.done(first.id)
     second = queue.oldest()
-    assert second is not None and second.event_id == "e2"
+    assert second is not None
+    assert second.event_id == "e2"
 
 
 def test_a_new_clip_of_the_same_event_replaces_the_row_and_its_progress(tmp_path: Path) -> None:
@@ -96,7 +100,9 @@ os.kill(os.getpid(), signal.SIGKILL)
     proc = subprocess.run([sys.executable, "-c", script], cwd=Path.cwd(), check=False)
     assert proc.returncode == -9
     row = UploadQueue(db).oldest()
-    assert row is not None and row.event_id == "e1" and row.size == 5
+    assert row is not None
+    assert row.event_id == "e1"
+    assert row.size == 5
 
 
 async def test_token_bucket_holds_the_average_rate() -> None:
