@@ -1,10 +1,12 @@
-"""``python -m app.backup``: make keys, back up, list, verify and restore encrypted backups.
+"""``python -m app.backup``: make keys, back up, list, verify, restore and prune encrypted
+backups.
 
 Exit status: 0 success; 1 the backup is damaged (verify found a bad or missing object,
-restore refused a tampered or truncated one); 2 usage or environment error (bad
-arguments, target unreachable, no such run, destination not empty, pg_dump missing);
-3 key problem (no key given, the key a backup needs is not in the keyring, wrong
-passphrase, a key file others can read); 130 interrupted.
+restore refused a tampered or truncated one, prune met a damaged manifest); 2 usage or
+environment error (bad arguments, target unreachable, no such run, destination not
+empty, pg_dump missing); 3 key problem (no key given, the key a backup needs is not in
+the keyring, wrong passphrase, a key file others can read, prune cannot decrypt a run's
+manifest); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from app.backup.format import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
 from app.backup.keys import PASSPHRASE_ENV, Keyring, generate_key_file, load_keyring
 from app.backup.manifest import list_runs, manifest_header, read_manifest, resolve_run, run_time
 from app.backup.progress import human_bytes
+from app.backup.prune import ORPHAN_GRACE_S, PrunePlan, PrunePolicy, apply_prune, plan_prune
 from app.backup.restore import restore_run
 from app.backup.run import RunOptions, backup_run
+from app.backup.s3media import S3Media, store_from_settings
 from app.backup.targets import S3_ENDPOINT_ENV, Target, parse_target
 from app.backup.throughput import measure, pin_to_one_core
 from app.backup.verify import verify_runs
@@ -58,19 +62,26 @@ examples:
   python -m app.backup verify --all --target /mnt/usb/livecam --key-file backup.key
   python -m app.backup restore latest --to /srv/livecam-data --target /mnt/usb/livecam \\
     --key-file backup.key
+  python -m app.backup prune --keep-last 14 --keep-days 90 --dry-run \\
+    --target /mnt/usb/livecam --key-file backup.key
   {PASSPHRASE_ENV}=... python -m app.backup run --target /mnt/usb/livecam --passphrase
 
 key rotation: keygen a new key file and give it FIRST (--key-file new.key --key-file
 old.key): new runs use it, old runs still restore with the old key.
 
-exit status: 0 success; 1 the backup is damaged (bad or missing objects); 2 usage or
-environment error; 3 key problem (missing key, wrong passphrase, key file others can
-read); 130 interrupted.
+clips in S3: when the server keeps media in S3 (LIVECAM_S3_BUCKET), run backs up the
+clips from the bucket too; restore writes them as files under DIR/media/clips (the local
+store's layout), or puts them back into the server's bucket with --to-s3.
+
+exit status: 0 success; 1 the backup is damaged (bad or missing objects, a damaged
+manifest); 2 usage or environment error; 3 key problem (missing key, wrong passphrase,
+key file others can read, a run prune cannot decrypt); 130 interrupted.
 
 environment: {TARGET_ENV} (default --target), LIVECAM_DATA and DATABASE_URL (what is
-backed up; also read from ./.env), {S3_ENDPOINT_ENV}, AWS_ACCESS_KEY_ID,
-AWS_SECRET_ACCESS_KEY, AWS_REGION (S3 targets), {PASSPHRASE_ENV} (--passphrase).
-The file format is documented in app/backup/FORMAT.md.
+backed up; also read from ./.env), LIVECAM_S3_BUCKET, _PREFIX, _ENDPOINT_URL, _REGION,
+_ACCESS_KEY_ID, _SECRET_ACCESS_KEY (the server's clips in S3; also from ./.env),
+{S3_ENDPOINT_ENV}, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION (S3 targets),
+{PASSPHRASE_ENV} (--passphrase). The file format is documented in app/backup/FORMAT.md.
 """
 
 
@@ -142,8 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[where, keys],
         help="back up the server's data",
         description="Back up the database (a consistent copy), media/, events/, vapid.pem "
-        "and server.secret of the data directory. Files unchanged since the last run are "
-        "not stored again.",
+        "and server.secret of the data directory, and the clips in S3 when the server "
+        "keeps media there (LIVECAM_S3_BUCKET; streamed from the bucket, stored as "
+        "media/clips/...). Files unchanged since the last run (clips in S3: same size and "
+        "ETag) are not stored again.",
     )
     p.add_argument(
         "--data",
@@ -159,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the database (default $DATABASE_URL, else DIR/livecam.db)",
     )
     p.add_argument("--no-database", action="store_true", help="do not back up the database")
+    p.add_argument(
+        "--no-s3-media",
+        action="store_true",
+        help="do not back up the clips kept in S3 (LIVECAM_S3_BUCKET)",
+    )
     p.add_argument(
         "--jobs",
         type=int,
@@ -202,6 +220,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="a run name (see list), or latest")
     p.add_argument("--to", type=Path, required=True, metavar="DIR", help="where to restore")
     p.add_argument("--force", action="store_true", help="restore into a non-empty DIR")
+    p.add_argument(
+        "--to-s3",
+        action="store_true",
+        help="put the run's clips (media/...) into the server's S3 media store "
+        "(LIVECAM_S3_*) instead of DIR/media, once every file has checked out; the rest "
+        "goes to DIR",
+    )
+
+    p = sub.add_parser(
+        "prune",
+        parents=[where, keys],
+        help="remove old runs and the objects no kept run needs",
+        description="Remove old runs: keep the newest N runs (--keep-last) and the runs "
+        "of the last D days (--keep-days); a run either keeps stays, and the newest run "
+        "always stays. An object is removed only when no kept run lists it (runs share "
+        "unchanged files). Also removes objects no run lists (runs that failed before "
+        "their manifest) and interrupted uploads, when older than 1 day, so a run in "
+        "progress is never hurt. Reads every run's manifest first: refuses (exit 3) when "
+        "one cannot be decrypted with the keys given, and (exit 1) when one is damaged; "
+        "nothing is removed then.",
+    )
+    p.add_argument(
+        "--keep-last", type=int, default=None, metavar="N", help="keep the newest N runs"
+    )
+    p.add_argument(
+        "--keep-days", type=float, default=None, metavar="D", help="keep runs of the last D days"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print what would be removed, remove nothing"
+    )
 
     p = sub.add_parser(
         "bench",
@@ -261,18 +309,14 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     keyring = _keyring(args, confirm=True)
     data = args.data or Path(_setting("LIVECAM_DATA") or "data")
     url = "" if args.no_database else (args.database_url or _setting("DATABASE_URL"))
-    if _setting("LIVECAM_S3_BUCKET"):
-        print(
-            "note: clips are stored in S3 (LIVECAM_S3_BUCKET), not under the data "
-            "directory; this backup holds the database, snapshots and keys, not the clips",
-            file=sys.stderr,
-        )
+    store = None if args.no_s3_media else store_from_settings(_setting)
     options = RunOptions(
         data_dir=data,
         database_url=url,
         chunk_size=args.chunk_size,
         jobs=args.jobs,
         progress=not args.quiet,
+        s3_media=S3Media(store) if store is not None else None,
     )
     result = backup_run(target, keyring, options)
     m = result.manifest
@@ -283,6 +327,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         f"(stored {result.stored_plaintext / max(result.seconds, 1e-9) / 1e6:.1f} MB/s)",
         file=out,
     )
+    if options.s3_media is not None:
+        print(f"clips from {options.s3_media.describe()}: {result.s3_clips}", file=out)
     if result.vanished:
         print(f"{len(result.vanished)} files vanished while the run read them", file=out)
     return EXIT_OK
@@ -346,17 +392,69 @@ def _cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
     target.check(create=False)
     keyring = _keyring(args)
     run = resolve_run(target, args.run)
-    result = restore_run(target, keyring, run, args.to, force=args.force, progress=not args.quiet)
+    store = None
+    if args.to_s3:
+        store = store_from_settings(_setting)
+        if store is None:
+            raise BackupError("--to-s3: set LIVECAM_S3_BUCKET (and the other LIVECAM_S3_*)")
+        S3Media(store).check()
+    result = restore_run(
+        target, keyring, run, args.to, force=args.force, progress=not args.quiet,
+        media_store=store,
+    )  # fmt: skip
     print(
         f"restored run {run}: {result.files} files, {human_bytes(result.bytes)} into "
         f"{args.to} in {result.seconds:.1f} s "
         f"({result.bytes / max(result.seconds, 1e-9) / 1e6:.1f} MB/s)",
         file=out,
     )
+    if store is not None:
+        print(f"{result.media_put} clips put into {store.describe()}", file=out)
     kinds = {e.kind for e in result.manifest.entries}
     if "postgresql-dump" in kinds:
         print("database: pg_restore --clean -d <DATABASE_URL> postgresql.dump", file=out)
     print(f"start the server on it with LIVECAM_DATA={args.to}", file=out)
+    return EXIT_OK
+
+
+def _print_plan(plan: PrunePlan, dry_run: bool, out: TextIO) -> None:
+    would = "would remove" if dry_run else "remove"
+    for run in sorted([*plan.keep, *plan.remove]):
+        if run in plan.keep:
+            print(f"keep          {run}  ({plan.keep[run]})", file=out)
+        else:
+            print(f"{would:<13} {run}", file=out)
+    if plan.young_orphans:
+        print(
+            f"left alone: {plan.young_orphans} unlisted objects younger than "
+            f"{ORPHAN_GRACE_S / 3600:g} h (a run may be writing them)",
+            file=out,
+        )
+
+
+def _cmd_prune(args: argparse.Namespace, out: TextIO) -> int:
+    policy = PrunePolicy(args.keep_last, args.keep_days)
+    try:
+        policy.check()
+    except ValueError as exc:
+        raise BackupError(str(exc)) from None
+    target = _target(args)
+    target.check(create=False)
+    keyring = _keyring(args)
+    plan = plan_prune(target, keyring, policy)
+    _print_plan(plan, args.dry_run, out)
+    summary = (
+        f"{len(plan.remove)} runs, {len(plan.objects)} objects "
+        f"({human_bytes(plan.object_bytes)}), {len(plan.orphans)} orphan objects "
+        f"({human_bytes(plan.orphan_bytes)})"
+    )
+    kept = f"{len(plan.keep)} runs and their {plan.kept_objects} objects"
+    if args.dry_run:
+        print(f"dry run: would remove {summary}; would keep {kept}", file=out)
+        return EXIT_OK
+    result = apply_prune(target, plan)
+    partial = f", {result.partial} interrupted uploads" if result.partial else ""
+    print(f"removed {summary}{partial}; kept {kept}", file=out)
     return EXIT_OK
 
 
@@ -380,6 +478,7 @@ COMMANDS = {
     "list": _cmd_list,
     "verify": _cmd_verify,
     "restore": _cmd_restore,
+    "prune": _cmd_prune,
     "bench": _cmd_bench,
 }
 

@@ -9,9 +9,10 @@ Objects are named by the random file id of their encrypted file, not by their co
 names reveal nothing about what is inside. A run stores only files that changed since
 the previous run (size, mtime, then SHA-256) and lists the unchanged ones with the object
 an earlier run stored; the manifest is written last, so a run that did not finish has no
-manifest and is not listed (its objects are orphans, harmless). Each manifest is an
-encrypted JSON document (the same file format as objects), so file names, sizes and
-checksums are as private as the contents.
+manifest and is not listed (its objects are orphans: ``prune`` removes them once they
+are a day old, see ``app/backup/prune.py``). Each manifest is an encrypted JSON document
+(the same file format as objects), so file names, sizes and checksums are as private as
+the contents.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ KINDS = ("file", "sqlite", "postgresql-dump")
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One restored file: its path in the data directory, what it held when backed up,
-    and the object (with its file id and key id) that holds it encrypted."""
+    and the object (with its file id and key id) that holds it encrypted. ``etag``: the
+    S3 ETag of the clip it was read from when media is kept in S3 (empty for a file of
+    the data directory, and for an S3 server that sends none)."""
 
     path: str
     kind: str
@@ -55,6 +58,7 @@ class Entry:
     file_id: str
     key_id: str
     stored: int
+    etag: str = ""
 
 
 @dataclass(slots=True)
@@ -115,6 +119,7 @@ def _entry(item: dict[str, Any]) -> Entry:
         file_id=str(item["file_id"]),
         key_id=str(item["key_id"]),
         stored=int(item["stored"]),
+        etag=str(item.get("etag", "")),
     )
     if entry.kind not in KINDS:
         raise ValueError(f"unknown entry kind {entry.kind!r}")

@@ -12,6 +12,16 @@ The result is a data directory: run the server with ``LIVECAM_DATA=<dir>``. A SQ
 database comes back as ``livecam.db`` (any stale ``-wal``/``-shm`` beside it is removed,
 as SQLite would otherwise replay it into the restored database); a PostgreSQL backup as
 ``postgresql.dump``, for ``pg_restore --clean -d <DATABASE_URL> postgresql.dump``.
+Clips come back as files under ``media/`` (also those a run read from S3), the local
+media store's layout.
+
+With a ``media_store`` (``restore --to-s3``: the server's S3 store from its
+``LIVECAM_S3_*`` settings) every ``media/<key>`` file goes into that store as ``<key>``
+instead, once every file of the run has checked out, and before anything is moved into
+the destination. Uploads are not all or nothing: if one fails, the clips put before it
+stay in the bucket (correct, whole clips; restoring again puts them again) and the
+destination is left as it was. Any S3 tool can do the same from a plain restore:
+``aws s3 cp --recursive <DIR>/media/clips s3://<bucket>/<prefix>clips``.
 """
 
 from __future__ import annotations
@@ -23,13 +33,18 @@ import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from app.backup.errors import BackupError
 from app.backup.keys import Keyring
 from app.backup.manifest import Manifest, read_manifest
 from app.backup.progress import Progress, human_bytes
+from app.backup.s3media import MEDIA_DIR
 from app.backup.targets import Target
 from app.backup.verify import decrypt_entry
+
+if TYPE_CHECKING:
+    from app.media_store import MediaStore
 
 log = logging.getLogger("app.backup.restore")
 
@@ -38,12 +53,24 @@ STAGING_PREFIX = ".livecam-restore-"
 
 @dataclass(frozen=True, slots=True)
 class RestoreResult:
-    """What was restored: the manifest, files, plaintext bytes and seconds."""
+    """What was restored: the manifest, files, plaintext bytes and seconds;
+    ``media_put``: clips put into the media store (``--to-s3``) rather than files."""
 
     manifest: Manifest
     files: int
     bytes: int
     seconds: float
+    media_put: int = 0
+
+
+def _media_key(path: str) -> str | None:
+    """The media store key of a restored ``media/<key>`` path, else None."""
+    head, _, key = path.partition("/")
+    return key if head == MEDIA_DIR and key else None
+
+
+def _content_type(key: str) -> str:
+    return "video/mp4" if key.endswith(".mp4") else "application/octet-stream"
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -62,9 +89,11 @@ def restore_run(
     *,
     force: bool = False,
     progress: bool = True,
+    media_store: MediaStore | None = None,
 ) -> RestoreResult:
-    """Restores run ``run`` into ``dest`` (see the module docstring). Raises BackupError
-    (IntegrityError naming the object for a damaged one) and leaves ``dest`` as it was."""
+    """Restores run ``run`` into ``dest`` (see the module docstring), its ``media/`` files
+    into ``media_store`` when one is given. Raises BackupError (IntegrityError naming the
+    object for a damaged one) and leaves ``dest`` as it was."""
     dest = dest.expanduser().resolve()
     if dest.exists() and not dest.is_dir():
         raise BackupError(f"{dest} exists and is not a directory")
@@ -74,7 +103,15 @@ def restore_run(
             "replace the run's files in it"
         )
     manifest = read_manifest(target, run, keyring)
-    for entry in manifest.entries:
+    to_store: dict[int, str] = {}
+    if media_store is not None:
+        for i, entry in enumerate(manifest.entries):
+            key = _media_key(entry.path)
+            if key is not None:
+                to_store[i] = key
+    for i, entry in enumerate(manifest.entries):
+        if i in to_store:
+            continue
         final = dest.joinpath(*PurePosixPath(entry.path).parts)
         if final.is_dir() and not final.is_symlink():
             raise BackupError(f"{final} is a directory; the run has a file there")
@@ -93,8 +130,12 @@ def restore_run(
                 dst.flush()
                 os.fsync(dst.fileno())
             bar.add(files=1)
+        if media_store is not None:
+            _put_media(media_store, staging, to_store)
         touched: set[Path] = set()
         for i, entry in enumerate(manifest.entries):
+            if i in to_store:
+                continue
             final = dest.joinpath(*PurePosixPath(entry.path).parts)
             final.parent.mkdir(parents=True, exist_ok=True)
             staged = staging / str(i)
@@ -123,6 +164,23 @@ def restore_run(
             "bytes": total,
             "seconds": round(bar.elapsed, 2),
             "rate": f"{human_bytes(bar.rate())}/s",
+            "media_put": len(to_store),
         },
     )
-    return RestoreResult(manifest, len(manifest.entries), total, bar.elapsed)
+    return RestoreResult(manifest, len(manifest.entries), total, bar.elapsed, len(to_store))
+
+
+def _put_media(store: MediaStore, staging: Path, to_store: dict[int, str]) -> None:
+    """Puts the staged, checked clips into the media store."""
+    from app.media_store import MediaStoreError
+
+    for done, (i, key) in enumerate(sorted(to_store.items(), key=lambda item: item[1])):
+        try:
+            store.put_file(key, staging / str(i), _content_type(key))
+        except (MediaStoreError, ValueError) as exc:
+            raise BackupError(
+                f"putting {key} into {store.describe()} failed: {exc}; {done} clip(s) put "
+                "before it stay there (restoring again puts them again), nothing else was "
+                "restored"
+            ) from None
+        log.info("clip restored into the media store", extra={"key": key})

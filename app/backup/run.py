@@ -6,6 +6,10 @@ What a run copies from the data directory (``$LIVECAM_DATA``, default ``./data``
   ``livecam.db`` (SQLite) or ``postgresql.dump`` (PostgreSQL);
 * ``media/`` (clips, when they are stored locally) and ``events/`` (event snapshots),
   the whole trees;
+* clips kept in S3 (``LIVECAM_S3_BUCKET``; ``app/backup/s3media.py``): every object
+  under the store's ``clips/`` folder, streamed from the bucket, as ``media/<key>``, the
+  path the local store gives it (where a local file has the same path, the S3 clip wins:
+  it is the one the server uses);
 * ``vapid.pem`` (the Web Push key: without it every browser subscription breaks) and
   ``server.secret`` (signs MJPEG tickets).
 
@@ -17,7 +21,13 @@ A file whose size and mtime match the previous run's entry, or whose SHA-256 doe
 only the mtime changed, is not stored again: the manifest lists the previous run's
 object, as long as that object is still in the target and was encrypted with the current
 key (after a key rotation the first run stores everything anew, so every run can be
-restored with one key). The database copy is stored when its SHA-256 changed.
+restored with one key). The database copy is stored when its SHA-256 changed. A clip in
+S3 is not even downloaded when its size and ETag (or last-modified time, without an
+ETag) match the previous run's entry.
+
+Just before the manifest is written, the run checks that every object it reuses is still
+in the target (a ``prune`` running at the same time could have removed it): a run never
+lists an object that is gone.
 """
 
 from __future__ import annotations
@@ -53,6 +63,7 @@ from app.backup.manifest import (
     write_manifest,
 )
 from app.backup.progress import Progress, human_bytes
+from app.backup.s3media import CLIP_MODE, MediaDownload, MediaObject, S3Media
 from app.backup.targets import LocalTarget, Target
 
 log = logging.getLogger("app.backup.run")
@@ -72,6 +83,8 @@ class RunOptions:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     jobs: int = 2
     progress: bool = True
+    #: Clips kept in S3 (the server's LIVECAM_S3_* settings), backed up too when set.
+    s3_media: S3Media | None = None
 
 
 @dataclass(slots=True)
@@ -83,6 +96,7 @@ class RunResult:
     stored_bytes: int = 0
     stored_plaintext: int = 0
     reused_files: int = 0
+    s3_clips: int = 0
     vanished: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -129,10 +143,11 @@ def scan(data_dir: Path, exclude: Path | None = None) -> list[SourceFile]:
 
 
 class _CountingSource:
-    """Reads a source file for the encryptor, counting progress; a read error names the
-    file (it would otherwise look like a target write error)."""
+    """Reads a source file (or an S3 clip's download) for the encryptor, counting
+    progress; a read error names the file (it would otherwise look like a target write
+    error)."""
 
-    def __init__(self, f: io.BufferedReader, path: str, progress: Progress) -> None:
+    def __init__(self, f: io.BufferedReader | MediaDownload, path: str, progress: Progress) -> None:
         self._f = f
         self._path = path
         self._progress = progress
@@ -223,16 +238,55 @@ class _Runner:
                         prev.file_id, prev.key_id, prev.stored,
                     )  # fmt: skip
                 f.seek(0)
-            reader = EncryptingReader(
-                _CountingSource(f, path, self.progress),
-                self.key,
-                chunk_size=self.options.chunk_size,
-            )
-            name = object_name(reader.file_id)
-            stored = self.target.put(name, reader)
-            result = reader.result
-            if result is None or result.ciphertext_bytes != stored:
-                raise BackupError(f"storing {path} as {name} stopped before its end")
+            return self._put(path, f, kind, mtime, mode)
+
+    def store_s3(self, media: S3Media, obj: MediaObject) -> Entry | None:
+        """Backs up a clip kept in S3 as ``obj.path``, streamed from the bucket; None when
+        it was deleted meanwhile. Unchanged (size and ETag, else last-modified, as in the
+        previous run): listed again without a download."""
+        prev = self._reusable(obj.path, obj.size)
+        if (
+            prev is not None
+            and prev.etag == obj.etag
+            and (obj.etag != "" or prev.mtime_ns == obj.modified_ns)
+        ):
+            with self.lock:
+                self.reused_files += 1
+            self.progress.add(files=1, nbytes=obj.size)
+            return Entry(
+                obj.path, "file", prev.size, prev.sha256, obj.modified_ns, prev.mode,
+                prev.object, prev.file_id, prev.key_id, prev.stored, obj.etag,
+            )  # fmt: skip
+        download = media.get(obj)
+        if download is None:
+            return None
+        with download:
+            info = download.info
+            entry = self._put(obj.path, download, "file", info.modified_ns, CLIP_MODE, info.etag)
+        if entry.size != info.size:
+            raise BackupError(f"S3 sent {entry.size} bytes of {obj.key}, its length is {info.size}")
+        return entry
+
+    def _put(
+        self,
+        path: str,
+        src: io.BufferedReader | MediaDownload,
+        kind: str,
+        mtime: int,
+        mode: int,
+        etag: str = "",
+    ) -> Entry:
+        """Encrypts ``src`` into a new object of the target; its entry."""
+        reader = EncryptingReader(
+            _CountingSource(src, path, self.progress),
+            self.key,
+            chunk_size=self.options.chunk_size,
+        )
+        name = object_name(reader.file_id)
+        stored = self.target.put(name, reader)
+        result = reader.result
+        if result is None or result.ciphertext_bytes != stored:
+            raise BackupError(f"storing {path} as {name} stopped before its end")
         with self.lock:
             self.stored_files += 1
             self.stored_bytes += stored
@@ -243,7 +297,7 @@ class _Runner:
         )
         return Entry(
             path, kind, result.plaintext_bytes, result.sha256, mtime, mode, name,
-            result.file_id, result.key_id, stored,
+            result.file_id, result.key_id, stored, etag,
         )  # fmt: skip
 
 
@@ -276,6 +330,21 @@ def _workdir(data_dir: Path) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _check_reused_objects(target: Target, manifest: Manifest, existing: dict[str, int]) -> None:
+    """BackupError when an object the run reuses from an earlier run is gone now (a prune
+    at the same time removed it): the run must not list it."""
+    reused = {e.object for e in manifest.entries if e.object in existing}
+    if not reused:
+        return
+    now = {info.name for info in target.list(OBJECTS)}
+    gone = sorted(reused - now)
+    if gone:
+        raise BackupError(
+            f"{len(gone)} object(s) this run reuses from earlier runs were removed while it "
+            f"ran (by a prune?), first {gone[0]}; run the backup again"
+        )
+
+
 def backup_run(
     target: Target, keyring: Keyring, options: RunOptions, *, now: datetime | None = None
 ) -> RunResult:
@@ -291,16 +360,35 @@ def backup_run(
     run = new_run_name(now or datetime.now(UTC), set(runs))
     exclude = target.root if isinstance(target, LocalTarget) else None
     files = scan(data_dir, exclude)
+    clips: list[MediaObject] = []
+    in_s3: set[str] = set()
+    if options.s3_media is not None:
+        options.s3_media.check()
+        clips = options.s3_media.list()
+        in_s3 = {c.path for c in clips}
+        shadowed = [f.path for f in files if f.path in in_s3]
+        if shadowed:
+            log.warning(
+                "local media files shadowed by clips in S3; the S3 ones are backed up",
+                extra={"count": len(shadowed), "first": shadowed[0]},
+            )
+            files = [f for f in files if f.path not in in_s3]
     existing = {info.name: info.size for info in target.list(OBJECTS)}
     prev_entries = {e.path: e for e in previous.entries} if previous else {}
-    total = sum(f.size for f in files)
-    progress = Progress("backup", len(files) + 1, total, enabled=options.progress)
+    total = sum(f.size for f in files) + sum(c.size for c in clips)
+    progress = Progress("backup", len(files) + len(clips) + 1, total, enabled=options.progress)
     runner = _Runner(target, key, prev_entries, existing, options, progress)
     manifest = Manifest(run, datetime.now(UTC).isoformat(), key.key_id_hex, str(data_dir))
     result = RunResult(manifest)
     log.info(
         "backup run started",
-        extra={"run": run, "target": target.describe(), "files": len(files), "bytes": total},
+        extra={
+            "run": run,
+            "target": target.describe(),
+            "files": len(files),
+            "s3_clips": len(clips),
+            "bytes": total,
+        },
     )
 
     url = options.database_url
@@ -318,15 +406,17 @@ def backup_run(
         progress.total_files -= 1
 
     pool = ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="backup")
-    futures: list[tuple[SourceFile, Future[Entry | None]]] = [
-        (f, pool.submit(runner.store, f.path, f.disk, "file")) for f in files
+    futures: list[tuple[str, Future[Entry | None]]] = [
+        (f.path, pool.submit(runner.store, f.path, f.disk, "file")) for f in files
     ]
+    if options.s3_media is not None:
+        futures += [(c.path, pool.submit(runner.store_s3, options.s3_media, c)) for c in clips]
     try:
-        for source, future in futures:
+        for path, future in futures:
             entry = future.result()
             if entry is None:
-                result.vanished.append(source.path)
-                log.info("file vanished during the backup", extra={"path": source.path})
+                result.vanished.append(path)
+                log.info("file vanished during the backup", extra={"path": path})
             else:
                 manifest.entries.append(entry)
     except BaseException:
@@ -335,6 +425,8 @@ def backup_run(
         raise
     pool.shutdown(wait=True)
 
+    manifest.entries.sort(key=lambda e: (e.kind == "file", e.path))
+    _check_reused_objects(target, manifest, existing)
     manifest.new_objects = runner.stored_files
     manifest.new_bytes = runner.stored_bytes
     write_manifest(target, manifest, key)
@@ -342,6 +434,7 @@ def backup_run(
     result.stored_bytes = runner.stored_bytes
     result.stored_plaintext = runner.stored_plaintext
     result.reused_files = runner.reused_files
+    result.s3_clips = len(clips) - sum(1 for path in result.vanished if path in in_s3)
     result.seconds = progress.elapsed
     log.info(
         "backup run finished",

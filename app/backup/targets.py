@@ -4,6 +4,8 @@ Objects are named by relative POSIX paths of safe parts (``manifests/<run>.lcb``
 ``objects/ab/<file id>.lcb``). Both targets stream in both directions: ``put`` reads
 its source as it goes (an ``EncryptingReader`` encrypts while the upload reads), ``open``
 returns a stream the decryptor reads chunk by chunk; nothing is held whole in memory.
+``list`` gives each object's size and modification time, ``delete`` and
+``sweep_partial`` (leftovers of interrupted writes) serve ``prune``.
 
 * ``LocalTarget``: a write goes to a hidden temp file in the object's directory, is
   fsynced and renamed into place (and the directory fsynced), so a crash or a full disk
@@ -23,7 +25,8 @@ import contextlib
 import os
 import re
 import secrets
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -35,16 +38,20 @@ S3_ENDPOINT_ENV = "LIVECAM_BACKUP_S3_ENDPOINT"
 COPY_BUFFER = 1024 * 1024
 S3_PART_SIZE = 8 * 1024 * 1024
 UPLOAD_PARTS_IN_MEMORY = 4
+#: Keys per DeleteObjects request (S3's limit).
+S3_DELETE_BATCH = 1000
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _TMP_SUFFIX = ".tmp"
 
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
-    """An object in a target: its name (relative to the target) and size in bytes."""
+    """An object in a target: its name (relative to the target), size in bytes, and when
+    it was last written (Unix seconds; prune spares young unlisted objects by it)."""
 
     name: str
     size: int
+    modified: float = 0.0
 
 
 def check_name(name: str) -> str:
@@ -81,6 +88,17 @@ class Target(Protocol):
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """The objects whose names start with ``prefix`` + "/" (any depth)."""
+        ...
+
+    def delete(self, names: Sequence[str]) -> None:
+        """Deletes the objects ``names`` (one already gone is no error); TargetError
+        when one cannot be deleted."""
+        ...
+
+    def sweep_partial(self, older_than_s: float) -> int:
+        """Removes what interrupted writes left behind (hidden temp files of a local
+        target, unfinished S3 multipart uploads) older than ``older_than_s`` seconds;
+        how many."""
         ...
 
 
@@ -155,8 +173,33 @@ class LocalTarget:
                     continue  # an interrupted write
                 path = Path(dirpath, filename)
                 with contextlib.suppress(FileNotFoundError):
-                    size = path.stat().st_size
-                    yield ObjectInfo(path.relative_to(self.root).as_posix(), size)
+                    info = path.stat()
+                    name = path.relative_to(self.root).as_posix()
+                    yield ObjectInfo(name, info.st_size, info.st_mtime)
+
+    def delete(self, names: Sequence[str]) -> None:
+        # Empty objects/<ab> directories stay: removing one could race with a run that
+        # just made it to write an object there.
+        for name in names:
+            path = self._path(name)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise TargetError(f"cannot delete {path}: {exc.strerror or exc}") from None
+
+    def sweep_partial(self, older_than_s: float) -> int:
+        limit = time.time() - older_than_s
+        removed = 0
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            for filename in filenames:
+                if not (filename.startswith(".") and filename.endswith(_TMP_SUFFIX)):
+                    continue
+                path = Path(dirpath, filename)
+                with contextlib.suppress(FileNotFoundError):
+                    if path.stat().st_mtime < limit:
+                        path.unlink()
+                        removed += 1
+        return removed
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -308,9 +351,53 @@ class S3Target:
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
                 for item in page.get("Contents", []):
-                    yield ObjectInfo(str(item["Key"])[len(self.prefix) :], int(item["Size"]))
+                    yield ObjectInfo(
+                        str(item["Key"])[len(self.prefix) :],
+                        int(item["Size"]),
+                        item["LastModified"].timestamp(),
+                    )
         except (BotoCoreError, ClientError) as exc:
             raise TargetError(f"S3 listing of {self.describe()} failed: {exc}") from None
+
+    def delete(self, names: Sequence[str]) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        keys = [self._key(name) for name in names]
+        for start in range(0, len(keys), S3_DELETE_BATCH):
+            batch = [{"Key": key} for key in keys[start : start + S3_DELETE_BATCH]]
+            try:
+                reply = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+            except (BotoCoreError, ClientError) as exc:
+                raise TargetError(f"S3 delete in {self.describe()} failed: {exc}") from None
+            errors = [e for e in reply.get("Errors", []) if e.get("Code") not in _NOT_FOUND]
+            if errors:
+                first = errors[0]
+                raise TargetError(
+                    f"S3 refused to delete {len(errors)} object(s) in {self.describe()}, "
+                    f"first {first.get('Key')}: {first.get('Code')} {first.get('Message', '')}"
+                )
+
+    def sweep_partial(self, older_than_s: float) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        limit = time.time() - older_than_s
+        removed = 0
+        try:
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"].timestamp() < limit:
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        removed += 1
+        except (BotoCoreError, ClientError) as exc:
+            raise TargetError(
+                f"S3 cleanup of unfinished uploads in {self.describe()} failed: {exc}"
+            ) from None
+        return removed
 
 
 class _CountingReader:
