@@ -22,6 +22,7 @@ from edge.metrics import ProcessCpu
 from edge.sources import create_source
 from edge.uplink import ServerClient, ServerError, enroll
 from edge.uploads.ratelimit import TokenBucket
+from edge.watchdog import supervise
 
 log = logging.getLogger("edge")
 
@@ -66,7 +67,10 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None) -> Non
         config.server,
         config.data_dir,
     )
-    await asyncio.gather(*(r.run(stop) for r in runners))
+    # systemd Type=notify: READY=1 and watchdog pings (edge/watchdog.py); no-op otherwise.
+    await asyncio.gather(
+        *(r.run(stop) for r in runners), supervise([c.id for c in config.cameras], stop)
+    )
     log.info("edge stopped")
 
 
