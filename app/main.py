@@ -11,9 +11,12 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from app import __version__
+from app.api import auth as auth_api
 from app.api import cameras, dashboard, edge, health, media, push, uploads, webhook
 from app.api import events as events_api
+from app.api import users as users_api
 from app.api import zones as zones_api
+from app.auth.headers import SecurityHeadersMiddleware, dashboard_csp
 from app.clip_retention import ClipRetention
 from app.clock import utc_now
 from app.db import make_engine, make_session_factory
@@ -149,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     install_error_handlers(app)
+    app.add_middleware(SecurityHeadersMiddleware, csp=dashboard_csp(settings.livekit_public_url))
     # Documents our error shape instead of FastAPI's default 422 body.
     invalid: dict[int | str, dict[str, object]] = {
         422: {"model": ErrorResponse, "description": "Invalid request"}
@@ -163,4 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(push.router, responses=invalid)
     app.include_router(events_api.router, responses=invalid)
     app.include_router(zones_api.router, responses=invalid)
+    app.include_router(auth_api.router, responses=invalid)
+    app.include_router(users_api.router, responses=invalid)
+    app.include_router(users_api.audit_router, responses=invalid)
     return app

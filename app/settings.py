@@ -117,6 +117,28 @@ class Settings(BaseSettings):
         default=900.0, gt=0, validation_alias="LIVECAM_PUSH_MAX_EVENT_AGE"
     )
 
+    # Sign-in (app/auth): sessions, cookies, login throttling.
+    session_ttl: int = Field(
+        default=7 * 86400, ge=60, le=90 * 86400, validation_alias="LIVECAM_SESSION_TTL"
+    )
+    # Plain-http development only: the session cookie without the Secure flag.
+    insecure_cookies: bool = Field(default=False, validation_alias="LIVECAM_INSECURE_COOKIES")
+    login_max_failures: int = Field(
+        default=5, ge=1, le=100, validation_alias="LIVECAM_LOGIN_MAX_FAILURES"
+    )
+    login_lockout_minutes: float = Field(
+        default=15.0, gt=0, le=1440, validation_alias="LIVECAM_LOGIN_LOCKOUT_MINUTES"
+    )
+
+    # Cloudflare Access (app/auth/cloudflare_access.py): on when both the team domain and
+    # the application AUD are set. The certs URL defaults to the team's JWKS.
+    cf_access_team_domain: str = Field(default="", validation_alias="LIVECAM_CF_ACCESS_TEAM_DOMAIN")
+    cf_access_aud: str = Field(default="", validation_alias="LIVECAM_CF_ACCESS_AUD")
+    cf_access_certs_url: str = Field(default="", validation_alias="LIVECAM_CF_ACCESS_CERTS_URL")
+    cf_access_auto_create: bool = Field(
+        default=False, validation_alias="LIVECAM_CF_ACCESS_AUTO_CREATE"
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _lower_log_level(cls, data: object) -> object:

@@ -1,4 +1,5 @@
-"""Cameras (admin): CRUD, enrollment codes, credentials, viewer tokens and status."""
+"""Cameras: CRUD, enrollment codes and credentials (admin); list, viewer tokens and status
+(any signed-in caller, for the cameras they are granted)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.api.deps import (
-    AdminKey,
+    AdminPrincipal,
     ClockDep,
+    CurrentPrincipal,
+    GrantedCamera,
     MediaDep,
     RoomsDep,
     SessionDep,
@@ -20,6 +23,7 @@ from app.api.deps import (
     SettingsDep,
     get_camera_or_404,
 )
+from app.auth.audit import record_by
 from app.db import session_scope
 from app.enrollment import issue_code, revoke_credentials
 from app.errors import ApiError, camera_not_found
@@ -74,10 +78,17 @@ def camera_out(
 
 @router.get("", response_model=list[CameraOut], summary="List cameras")
 def list_cameras(
-    _admin: AdminKey, session: SessionDep, settings: SettingsDep, clock: ClockDep, media: MediaDep
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    media: MediaDep,
 ) -> list[CameraOut]:
     now = clock()
-    cameras = session.scalars(select(Camera).order_by(Camera.created_at, Camera.id))
+    query = select(Camera).order_by(Camera.created_at, Camera.id)
+    if principal.camera_ids is not None:
+        query = query.where(Camera.id.in_(principal.camera_ids))
+    cameras = session.scalars(query)
     return [
         camera_out(c, now, settings.heartbeat_timeout, media.last_snapshot_at(c.id))
         for c in cameras
@@ -92,7 +103,7 @@ def list_cameras(
 )
 def create_camera(
     body: CameraCreate,
-    _admin: AdminKey,
+    admin: AdminPrincipal,
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
@@ -113,6 +124,7 @@ def create_camera(
         session.rollback()
         raise _camera_exists(camera_id) from None
     issued = issue_code(session, camera, now, settings.enrollment_ttl)
+    record_by(session, now, admin, "camera_create", camera_id=camera.id)
     session.commit()
     log.info("camera created", extra={"camera": camera.id, "camera_name": camera.name})
     return CameraCreated(
@@ -127,14 +139,11 @@ def _camera_exists(camera_id: str) -> ApiError:
 
 @router.get("/{camera_id}", summary="Get a camera", responses=_CAMERA_ERRORS)
 def get_camera(
-    camera_id: str,
-    _admin: AdminKey,
-    session: SessionDep,
+    camera: GrantedCamera,
     settings: SettingsDep,
     clock: ClockDep,
     media: MediaDep,
 ) -> CameraOut:
-    camera = get_camera_or_404(session, camera_id)
     return camera_out(
         camera, clock(), settings.heartbeat_timeout, media.last_snapshot_at(camera.id)
     )
@@ -144,7 +153,7 @@ def get_camera(
 def update_camera(
     camera_id: str,
     body: CameraUpdate,
-    _admin: AdminKey,
+    _admin: AdminPrincipal,
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
@@ -171,7 +180,8 @@ def update_camera(
 async def delete_camera(
     camera_id: str,
     request: Request,
-    _admin: AdminKey,
+    admin: AdminPrincipal,
+    clock: ClockDep,
     factory: SessionFactoryDep,
     rooms: RoomsDep,
     media: MediaDep,
@@ -183,6 +193,7 @@ async def delete_camera(
                 raise camera_not_found(camera_id)
             credentials = sum(1 for c in camera.credentials if c.revoked_at is None)
             session.delete(camera)
+            record_by(session, clock(), admin, "camera_delete", request, camera_id=camera_id)
             return credentials
 
     revoked = await run_in_threadpool(delete)
@@ -210,7 +221,11 @@ async def delete_camera(
     responses=_CAMERA_ERRORS,
 )
 def new_enrollment(
-    camera_id: str, _admin: AdminKey, session: SessionDep, settings: SettingsDep, clock: ClockDep
+    camera_id: str,
+    _admin: AdminPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
 ) -> EnrollmentOut:
     camera = get_camera_or_404(session, camera_id)
     issued = issue_code(session, camera, clock(), settings.enrollment_ttl)
@@ -224,7 +239,7 @@ def new_enrollment(
     responses=_CAMERA_ERRORS,
 )
 def delete_credentials(
-    camera_id: str, _admin: AdminKey, session: SessionDep, clock: ClockDep, media: MediaDep
+    camera_id: str, _admin: AdminPrincipal, session: SessionDep, clock: ClockDep, media: MediaDep
 ) -> CredentialsRevoked:
     camera = get_camera_or_404(session, camera_id)
     revoked = revoke_credentials(session, camera, clock())
@@ -239,10 +254,16 @@ def delete_credentials(
     responses=_CAMERA_ERRORS,
 )
 def viewer_token(
-    camera_id: str, _admin: AdminKey, session: SessionDep, settings: SettingsDep
+    camera: GrantedCamera,
+    principal: CurrentPrincipal,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
 ) -> TokenOut:
-    camera = get_camera_or_404(session, camera_id)
     minted = mint_viewer_token(settings, camera.id)
+    record_by(session, clock(), principal, "viewer_token", request, camera_id=camera.id)
+    session.commit()
     return TokenOut.of(minted)
 
 
@@ -251,10 +272,7 @@ def viewer_token(
     summary="Presence and the last heartbeat of a camera",
     responses=_CAMERA_ERRORS,
 )
-def camera_status(
-    camera_id: str, _admin: AdminKey, session: SessionDep, settings: SettingsDep, clock: ClockDep
-) -> CameraStatus:
-    camera = get_camera_or_404(session, camera_id)
+def camera_status(camera: GrantedCamera, settings: SettingsDep, clock: ClockDep) -> CameraStatus:
     return CameraStatus(
         id=camera.id,
         online=is_online(camera, clock(), settings.heartbeat_timeout),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -16,6 +17,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.admin_keys import find_admin_key
+from app.auth.cloudflare_access import HEADER as ACCESS_HEADER
+from app.auth.cloudflare_access import AccessError, AccessVerifier, certs_url_for
+from app.auth.csrf import check_origin
+from app.auth.principals import (
+    SESSION_COOKIE,
+    Principal,
+    forbidden,
+    principal_from_access_email,
+    principal_from_bearer,
+    principal_from_cookie,
+)
 from app.clock import Clock
 from app.db import SessionFactory
 from app.errors import camera_not_found, unauthorized
@@ -144,3 +156,109 @@ def get_camera_or_404(session: Session, camera_id: str) -> Camera:
     if camera is None:
         raise camera_not_found(camera_id)
     return camera
+
+
+def find_principal(
+    session: Session,
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None,
+    now: datetime,
+) -> Principal:
+    """Who is calling: the bearer (admin key or API key) first, then the session cookie.
+
+    401 not_authenticated when neither is present; a bearer that is present but invalid
+    is refused even if a cookie is also sent. For endpoints that manage their own
+    database session (long responses); others take `CurrentPrincipal`.
+    """
+    if credentials is not None and credentials.credentials:
+        return principal_from_bearer(session, credentials.credentials)
+    settings: Settings = request.app.state.settings
+    verifier = access_verifier(request, settings)
+    if verifier is not None:
+        return _access_principal(session, request, verifier, settings, now)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        principal = principal_from_cookie(session, cookie, now)
+        if principal is not None:
+            check_origin(request, request.method)
+            return principal
+        raise unauthorized("session_expired", "The session has expired; sign in again.")
+    raise unauthorized(
+        "not_authenticated",
+        "Send your admin key or API key as 'Authorization: Bearer <key>', or sign in.",
+    )
+
+
+def access_verifier(request: Request, settings: Settings) -> AccessVerifier | None:
+    """The app's Cloudflare Access verifier, or None when Access is not configured."""
+    if not (settings.cf_access_team_domain and settings.cf_access_aud):
+        return None
+    verifier: AccessVerifier | None = getattr(request.app.state, "access_verifier", None)
+    if verifier is None:
+        url = settings.cf_access_certs_url or certs_url_for(settings.cf_access_team_domain)
+        verifier = AccessVerifier(url, settings.cf_access_aud)
+        request.app.state.access_verifier = verifier
+    return verifier
+
+
+def _access_principal(
+    session: Session,
+    request: Request,
+    verifier: AccessVerifier,
+    settings: Settings,
+    now: datetime,
+) -> Principal:
+    # Behind Access, every request without a key must carry Access's JWT; a session
+    # cookie alone is not enough (Access is the sign-in then).
+    token = request.headers.get(ACCESS_HEADER)
+    if not token:
+        raise unauthorized("access_required", f"The {ACCESS_HEADER} header is missing.")
+    try:
+        claims = verifier.verify(token, now.timestamp())
+    except AccessError as exc:
+        log.warning("Cloudflare Access token refused", extra={"reason": str(exc)})
+        raise unauthorized(
+            "invalid_access_token", "The Cloudflare Access token is not valid."
+        ) from None
+    return principal_from_access_email(
+        session, str(claims["email"]), settings.cf_access_auto_create, now
+    )
+
+
+def resolve_principal(
+    request: Request, session: SessionDep, clock: ClockDep, credentials: AdminCredentials
+) -> Principal:
+    """The `CurrentPrincipal` dependency: see `find_principal`."""
+    return find_principal(session, request, credentials, clock())
+
+
+def granted_camera(session: Session, principal: Principal, camera_id: str) -> Camera:
+    """The camera, if `principal` may see it; 404 camera_not_found otherwise.
+
+    An ungranted camera answers exactly like a missing one so that viewers cannot probe
+    which camera ids exist.
+    """
+    if not principal.may_see(camera_id):
+        raise camera_not_found(camera_id)
+    return get_camera_or_404(session, camera_id)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(resolve_principal)]
+
+
+def require_admin(principal: CurrentPrincipal) -> Principal:
+    """The caller, who must be an admin (admin key, or a user with the admin role)."""
+    if not principal.is_admin:
+        raise forbidden()
+    return principal
+
+
+AdminPrincipal = Annotated[Principal, Depends(require_admin)]
+
+
+def require_camera(camera_id: str, principal: CurrentPrincipal, session: SessionDep) -> Camera:
+    """The path's camera, if the caller may see it (see `granted_camera`)."""
+    return granted_camera(session, principal, camera_id)
+
+
+GrantedCamera = Annotated[Camera, Depends(require_camera)]

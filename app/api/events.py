@@ -25,18 +25,20 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from app.api.deps import (
     AdminCredentials,
-    AdminKey,
     ClockDep,
+    CurrentPrincipal,
     SessionDep,
     SessionFactoryDep,
     SettingsDep,
     TicketsDep,
-    require_admin_key,
+    find_principal,
 )
+from app.auth.principals import Principal, scoped_cameras
 from app.byte_ranges import RangeNotSatisfiable, parse_range
 from app.clip_schemas import ClipTicket
 from app.clips import ClipInfo, find_clip
@@ -92,7 +94,7 @@ def _check_range(since: datetime | None, until: datetime | None) -> None:
 
 @router.get("", summary="Events, newest first (cursor pagination)", responses=_AUTH_ERRORS)
 def events(
-    _admin: AdminKey,
+    principal: CurrentPrincipal,
     session: SessionDep,
     cameras: Cameras = [],  # noqa: B006 (FastAPI copies query defaults)
     labels: Labels = [],  # noqa: B006
@@ -108,7 +110,8 @@ def events(
     ] = None,
 ) -> EventPage:
     _check_range(since, until)
-    flt = EventFilter(tuple(cameras), tuple(labels), zone, since, until, active)
+    visible = scoped_cameras(principal.camera_ids, cameras)
+    flt = EventFilter(visible, tuple(labels), zone, since, until, active)
     page, next_cursor = list_events(session, flt, limit, cursor)
     return EventPage(events=[EventOut.model_validate(e) for e in page], next_cursor=next_cursor)
 
@@ -119,7 +122,7 @@ def events(
     responses=_AUTH_ERRORS,
 )
 def days(
-    _admin: AdminKey,
+    principal: CurrentPrincipal,
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
@@ -140,7 +143,8 @@ def days(
     _check_range(since, until)
     if since is None:
         since = clock() - timedelta(days=settings.event_retention_days)
-    flt = EventFilter(tuple(cameras), tuple(labels), since=since, until=until)
+    visible = scoped_cameras(principal.camera_ids, cameras)
+    flt = EventFilter(visible, tuple(labels), since=since, until=until)
     rows = day_counts(session, flt, zone)
     return EventDays(
         tz=tz, days=[EventDay(date=d, total=total, labels=counts) for d, total, counts in rows]
@@ -150,24 +154,36 @@ def days(
 # --- the stream ----------------------------------------------------------------------
 
 
+def _stream_subject(granted: str | None) -> str:
+    # A viewer's ticket is bound to their cameras: the list is in the URL and in the MAC.
+    return _STREAM_SUBJECT if granted is None else f"{_STREAM_SUBJECT}|{granted}"
+
+
 @router.post(
     "/stream-ticket",
     summary="A short-lived ticket that opens the event stream without a header (EventSource)",
     responses=_AUTH_ERRORS,
 )
-def stream_ticket(_admin: AdminKey, tickets: TicketsDep, clock: ClockDep) -> StreamTicket:
-    ticket = tickets.issue(_STREAM_SUBJECT, clock(), scope=EVENT_STREAM_SCOPE)
-    return StreamTicket(
-        url=f"/api/events/stream?ticket={ticket.value}", expires_at=ticket.expires_at
-    )
+def stream_ticket(
+    principal: CurrentPrincipal, tickets: TicketsDep, clock: ClockDep
+) -> StreamTicket:
+    granted = None if principal.camera_ids is None else ",".join(sorted(principal.camera_ids))
+    ticket = tickets.issue(_stream_subject(granted), clock(), scope=EVENT_STREAM_SCOPE)
+    url = f"/api/events/stream?ticket={ticket.value}"
+    if granted is not None:
+        url += f"&granted={granted}"
+    return StreamTicket(url=url, expires_at=ticket.expires_at)
 
 
-def _admin_only(factory: SessionFactory, credentials: AdminCredentials) -> None:
+def _caller_cameras(
+    factory: SessionFactory, request: Request, credentials: AdminCredentials, now: datetime
+) -> frozenset[str] | None:
     with factory() as session:
-        require_admin_key(session, credentials)
+        return find_principal(session, request, credentials, now).camera_ids
 
 
 async def stream_viewer(
+    request: Request,
     factory: SessionFactoryDep,
     tickets: TicketsDep,
     clock: ClockDep,
@@ -175,20 +191,23 @@ async def stream_viewer(
     ticket: Annotated[
         str | None, Query(max_length=200, description="From POST /api/events/stream-ticket.")
     ] = None,
-) -> None:
-    """A valid stream ticket, or the admin key in the Authorization header.
+    granted: Annotated[
+        str | None, Query(max_length=4000, description="From POST /api/events/stream-ticket.")
+    ] = None,
+) -> frozenset[str] | None:
+    """A valid stream ticket, or a signed-in caller; the cameras they may see (None: all).
 
     Checked with a session of its own, closed at once: the stream runs for hours.
     """
     if ticket is None:
-        await run_in_threadpool(_admin_only, factory, credentials)
-        return
-    if not tickets.verify(ticket, _STREAM_SUBJECT, clock(), scope=EVENT_STREAM_SCOPE):
+        return await run_in_threadpool(_caller_cameras, factory, request, credentials, clock())
+    if not tickets.verify(ticket, _stream_subject(granted), clock(), scope=EVENT_STREAM_SCOPE):
         raise unauthorized(
             "invalid_ticket",
             "The event stream ticket is invalid or expired; get a new one from "
             "POST /api/events/stream-ticket.",
         )
+    return None if granted is None else frozenset(c for c in granted.split(",") if c)
 
 
 def _last_event_id(header: str | None, query: str | None) -> int | None:
@@ -217,10 +236,10 @@ def _last_event_id(header: str | None, query: str | None) -> int | None:
         },
         401: {"model": ErrorResponse, "description": "Bad ticket or admin key"},
     },
-    dependencies=[Depends(stream_viewer)],
 )
 async def stream(
     request: Request,
+    visible: Annotated[frozenset[str] | None, Depends(stream_viewer)],
     factory: SessionFactoryDep,
     settings: SettingsDep,
     cameras: Cameras = [],  # noqa: B006
@@ -234,7 +253,7 @@ async def stream(
 ) -> StreamingResponse:
     after = _last_event_id(last_event_id, last_event_id_query)
     bus: EventBus = request.app.state.event_bus
-    flt = EventFilter(tuple(cameras), tuple(labels), zone)
+    flt = EventFilter(scoped_cameras(visible, cameras), tuple(labels), zone)
     client = request.client
     log.info(
         "event stream opened",
@@ -254,15 +273,24 @@ async def stream(
 
 
 @router.get("/{event_id}", summary="One event", responses=_EVENT_ERRORS)
-def event(event_id: str, _admin: AdminKey, session: SessionDep) -> EventOut:
+def event(event_id: str, principal: CurrentPrincipal, session: SessionDep) -> EventOut:
     found = get_event(session, event_id)
-    if found is None:
+    if found is None or not principal.may_see(str(found["camera_id"])):
         raise event_not_found(event_id)
     return EventOut.model_validate(found)
 
 
+def _visible_event(session: Session, principal: Principal | None, event_id: str) -> Event:
+    """The event, if the caller may see its camera (None: a ticket vouched for it)."""
+    row = session.get(Event, event_id)
+    if row is None or (principal is not None and not principal.may_see(row.camera_id)):
+        raise event_not_found(event_id)
+    return row
+
+
 def snapshot_viewer(
     event_id: str,
+    request: Request,
     factory: SessionFactoryDep,
     tickets: TicketsDep,
     clock: ClockDep,
@@ -271,18 +299,17 @@ def snapshot_viewer(
         str | None, Query(max_length=200, description="From a push notification's image URL.")
     ] = None,
 ) -> str | None:
-    """The admin key, or a snapshot ticket for this event; the event's snapshot path."""
+    """A caller granted the event's camera, or a snapshot ticket for this event; the
+    event's snapshot path."""
     with factory() as session:
+        principal = None
         if ticket is None:
-            require_admin_key(session, credentials)
+            principal = find_principal(session, request, credentials, clock())
         elif not verify_event_snapshot_ticket(tickets, ticket, event_id, clock()):
             raise unauthorized(
                 "invalid_ticket", "The snapshot ticket is invalid, expired or for another event."
             )
-        row = session.get(Event, event_id)
-        if row is None:
-            raise event_not_found(event_id)
-        return row.snapshot
+        return _visible_event(session, principal, event_id).snapshot
 
 
 @router.get(
@@ -328,12 +355,15 @@ async def snapshot(
     responses=_EVENT_ERRORS,
 )
 def clip_ticket(
-    event_id: str, _admin: AdminKey, session: SessionDep, tickets: TicketsDep, clock: ClockDep
+    event_id: str,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    tickets: TicketsDep,
+    clock: ClockDep,
 ) -> ClipTicket:
     # The event-scoped ticket of the snapshot: a <video> seeks with new requests long
     # after the page was opened, so it lives as long (24 h).
-    if session.get(Event, event_id) is None:
-        raise event_not_found(event_id)
+    _visible_event(session, principal, event_id)
     ticket = issue_event_snapshot_ticket(tickets, event_id, clock())
     return ClipTicket(
         url=f"/api/events/{event_id}/clip.mp4?ticket={ticket.value}", expires_at=ticket.expires_at
@@ -342,6 +372,7 @@ def clip_ticket(
 
 def clip_viewer(
     event_id: str,
+    request: Request,
     factory: SessionFactoryDep,
     tickets: TicketsDep,
     clock: ClockDep,
@@ -350,16 +381,17 @@ def clip_viewer(
         str | None, Query(max_length=200, description="From POST /api/events/{id}/clip-ticket.")
     ] = None,
 ) -> ClipInfo:
-    """The admin key, or an event ticket for this event (as for the snapshot); the clip."""
+    """A caller granted the event's camera, or an event ticket for this event (as for the
+    snapshot); the clip."""
     with factory() as session:
+        principal = None
         if ticket is None:
-            require_admin_key(session, credentials)
+            principal = find_principal(session, request, credentials, clock())
         elif not verify_event_snapshot_ticket(tickets, ticket, event_id, clock()):
             raise unauthorized(
                 "invalid_ticket", "The clip ticket is invalid, expired or for another event."
             )
-        if session.get(Event, event_id) is None:
-            raise event_not_found(event_id)
+        _visible_event(session, principal, event_id)
         clip = find_clip(session, event_id)
     if clip is None:
         raise ApiError(404, "no_clip", f"Event {event_id!r} has no clip.")

@@ -16,9 +16,10 @@ import email.utils
 import logging
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, WebSocket
+from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
@@ -31,8 +32,9 @@ from app.api.deps import (
     SessionFactoryDep,
     TicketsDep,
     find_edge_camera,
+    find_principal,
     get_camera_or_404,
-    require_admin_key,
+    granted_camera,
 )
 from app.db import SessionFactory
 from app.errors import ApiError, error_response, unauthorized
@@ -57,23 +59,31 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 router = APIRouter(tags=["media"])
 
 
-def _admin_camera(
-    factory: SessionFactory, credentials: HTTPAuthorizationCredentials | None, camera_id: str
+def _granted_camera(
+    factory: SessionFactory,
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None,
+    camera_id: str,
+    now: datetime,
 ) -> str:
     with factory() as session:
-        require_admin_key(session, credentials)
-        return get_camera_or_404(session, camera_id).id
+        principal = find_principal(session, request, credentials, now)
+        return granted_camera(session, principal, camera_id).id
 
 
 def existing_camera(
-    camera_id: str, factory: SessionFactoryDep, credentials: AdminCredentials
+    camera_id: str,
+    request: Request,
+    factory: SessionFactoryDep,
+    clock: ClockDep,
+    credentials: AdminCredentials,
 ) -> str:
-    """Admin only, and the camera must exist; the camera's id.
+    """A camera the caller is granted (admins: any existing camera); the camera's id.
 
     Uses a session of its own, returned at once: a session from a yield dependency
     would stay checked out for as long as the response runs (an MJPEG stream: hours).
     """
-    return _admin_camera(factory, credentials, camera_id)
+    return _granted_camera(factory, request, credentials, camera_id, clock())
 
 
 AdminCamera = Annotated[str, Depends(existing_camera)]
@@ -94,6 +104,7 @@ def mjpeg_ticket(camera_id: AdminCamera, tickets: TicketsDep, clock: ClockDep) -
 
 def mjpeg_viewer(
     camera_id: str,
+    request: Request,
     factory: SessionFactoryDep,
     tickets: TicketsDep,
     clock: ClockDep,
@@ -102,9 +113,12 @@ def mjpeg_viewer(
         str | None, Query(description="From POST /api/cameras/{id}/mjpeg-ticket.")
     ] = None,
 ) -> str:
-    """A valid ticket for this camera, or the admin key in the Authorization header."""
+    """A valid ticket for this camera, or a caller granted the camera (header or cookie).
+
+    Tickets are only issued to callers granted the camera, and name it in their MAC.
+    """
     if ticket is None:
-        return _admin_camera(factory, credentials, camera_id)
+        return _granted_camera(factory, request, credentials, camera_id, clock())
     if not tickets.verify(ticket, camera_id, clock()):
         raise unauthorized(
             "invalid_ticket",

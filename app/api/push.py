@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.api.deps import AdminKey, ClockDep, SessionDep, SessionFactoryDep, SettingsDep
+from app.api.deps import AdminPrincipal, ClockDep, SessionDep, SessionFactoryDep, SettingsDep
 from app.errors import ApiError
 from app.models import Camera, PushSubscription
 from app.push import PushDispatcher, new_subscription_id
@@ -134,7 +134,7 @@ def vapid_public_key(vapid: VapidDep) -> VapidPublicKey:
 )
 def create_subscription(
     body: SubscriptionCreate,
-    _admin: AdminKey,
+    _admin: AdminPrincipal,
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
@@ -198,7 +198,7 @@ def create_subscription(
 
 
 @router.get("/subscriptions", summary="List push subscriptions", responses=_AUTH_ERRORS)
-def list_subscriptions(_admin: AdminKey, session: SessionDep) -> list[SubscriptionOut]:
+def list_subscriptions(_admin: AdminPrincipal, session: SessionDep) -> list[SubscriptionOut]:
     rows = session.scalars(
         select(PushSubscription).order_by(PushSubscription.created_at, PushSubscription.id)
     )
@@ -211,7 +211,7 @@ def list_subscriptions(_admin: AdminKey, session: SessionDep) -> list[Subscripti
     responses=_SUBSCRIPTION_ERRORS,
 )
 def get_subscription(
-    subscription_id: str, _admin: AdminKey, session: SessionDep
+    subscription_id: str, _admin: AdminPrincipal, session: SessionDep
 ) -> SubscriptionOut:
     return subscription_out(_get_or_404(session, subscription_id))
 
@@ -224,7 +224,7 @@ def get_subscription(
 def update_subscription(
     subscription_id: str,
     body: SubscriptionUpdate,
-    _admin: AdminKey,
+    _admin: AdminPrincipal,
     session: SessionDep,
     clock: ClockDep,
 ) -> SubscriptionOut:
@@ -260,7 +260,7 @@ def update_subscription(
     responses=_SUBSCRIPTION_ERRORS,
 )
 def delete_subscription(
-    subscription_id: str, _admin: AdminKey, session: SessionDep, push: PushDep
+    subscription_id: str, _admin: AdminPrincipal, session: SessionDep, push: PushDep
 ) -> Response:
     row = _get_or_404(session, subscription_id)
     session.delete(row)
@@ -279,7 +279,7 @@ def delete_subscription(
     },
 )
 async def send_test_notification(
-    subscription_id: str, factory: SessionFactoryDep, push: PushDep, _admin: AdminKey
+    subscription_id: str, factory: SessionFactoryDep, push: PushDep, _admin: AdminPrincipal
 ) -> PushTestResult:
     def load() -> PushSubscription:
         with factory() as session:
@@ -311,5 +311,5 @@ async def send_test_notification(
 
 
 @router.get("/stats", summary="Web Push counters since the server started", responses=_AUTH_ERRORS)
-def push_stats(_admin: AdminKey, push: PushDep) -> PushStatsOut:
+def push_stats(_admin: AdminPrincipal, push: PushDep) -> PushStatsOut:
     return PushStatsOut(**push.stats.as_dict(), pending=push.pending)

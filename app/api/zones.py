@@ -1,4 +1,4 @@
-"""Zones and privacy masks of a camera (admin).
+"""Zones and privacy masks of a camera (read: callers granted it; change: admins).
 
     GET /api/cameras/{id}/zones   → {"camera_id", "zones": [...], "updated_at"}
     PUT /api/cameras/{id}/zones   {"zones": [...]} replaces the whole list
@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from app.api.deps import AdminKey, ClockDep, SessionDep, get_camera_or_404
+from app.api.deps import AdminPrincipal, ClockDep, GrantedCamera, SessionDep, get_camera_or_404
 from app.schemas import ErrorResponse, ZoneOut, ZonesIn, ZonesOut
 from app.zones import ZonesNotifier, load_zones, normalise_zones, store_zones
 
@@ -41,8 +41,7 @@ def _out(camera_id: str, zones: list[dict[str, Any]], updated_at: Any) -> ZonesO
     summary="The camera's zones and privacy masks",
     responses=_ERRORS,
 )
-def get_zones(camera_id: str, _admin: AdminKey, session: SessionDep) -> ZonesOut:
-    camera = get_camera_or_404(session, camera_id)
+def get_zones(camera: GrantedCamera, session: SessionDep) -> ZonesOut:
     zones, updated_at = load_zones(session, camera.id)
     return _out(camera.id, zones, updated_at)
 
@@ -63,7 +62,7 @@ def put_zones(
     camera_id: str,
     body: ZonesIn,
     request: Request,
-    _admin: AdminKey,
+    _admin: AdminPrincipal,
     session: SessionDep,
     clock: ClockDep,
 ) -> ZonesOut:

@@ -108,7 +108,7 @@ def test_single_camera_view(browser: BrowserContext, stack: Stack, cameras: list
     wait_video_plays(page, large.locator("video"))
 
     page.get_by_role("button", name="Fullscreen").click()
-    page.wait_for_function("document.fullscreenElement?.classList.contains('single-view')")
+    page.wait_for_function("() => document.fullscreenElement?.classList.contains('single-view')")
     assert (
         page.get_by_role("button", name="Exit fullscreen").get_attribute("aria-pressed") == "true"
     )
@@ -117,7 +117,7 @@ def test_single_camera_view(browser: BrowserContext, stack: Stack, cameras: list
     assert box is not None
     assert box["width"] > 1200 or box["height"] > 600, box
     page.get_by_role("button", name="Exit fullscreen").click()
-    page.wait_for_function("document.fullscreenElement === null")
+    page.wait_for_function("() => document.fullscreenElement === null")
 
     page.get_by_role("link", name="← All cameras").click()
     page.wait_for_url("**/#/")
@@ -146,7 +146,7 @@ def test_snapshot_download(
 def test_health_page(browser: BrowserContext, stack: Stack, cameras: list[str]) -> None:
     page = open_dashboard(browser, stack, route="#/health")
     page.wait_for_function(
-        "document.querySelectorAll('.health-table tbody tr').length === 4", timeout=15_000
+        "() => document.querySelectorAll('.health-table tbody tr').length === 4", timeout=15_000
     )
     cards = page.locator(".cards")
     assert "LiveKit" in (cards.text_content() or "")

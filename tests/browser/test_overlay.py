@@ -143,12 +143,12 @@ def test_single_view_fullscreen_toggle_and_expiry(
 
     # Fullscreen: a much larger picture; the box is where the dog is on it.
     page.get_by_role("button", name="Fullscreen").click()
-    page.wait_for_function("document.fullscreenElement !== null")
+    page.wait_for_function("() => document.fullscreenElement !== null")
     after = assert_on_picture(page, event_id, video, box)
     assert after["height"] > before["height"] * 1.1
     page.screenshot(path=str(out_dir / "overlay-fullscreen.png"))
     page.get_by_role("button", name="Exit fullscreen").click()
-    page.wait_for_function("document.fullscreenElement === null")
+    page.wait_for_function("() => document.fullscreenElement === null")
     assert_on_picture(page, event_id, video, box)
 
     # The Boxes toggle hides them (and is remembered); showing them again brings them back.

@@ -223,7 +223,7 @@ def test_unsaved_changes_are_not_lost_by_a_stray_click(
 
     page.once("dialog", dismiss)
     page.get_by_role("link", name="Timeline").click()
-    page.wait_for_function("location.hash.endsWith('/zones')")
+    page.wait_for_function("() => location.hash.endsWith('/zones')")
     assert len(asked) == 1
     assert "unsaved" in asked[0]
     expect(page.locator(".zone-item")).to_have_count(1)
