@@ -84,3 +84,12 @@ def test_systemd_analyze_verify(unit: Path) -> None:
         and "is not executable" not in line
     ]
     assert not errors, proc.stderr
+
+
+def test_python_units_start_modules_that_exist() -> None:
+    """`python -m <module>` in ExecStart names a package of this repo with a __main__."""
+    repo = UNITS_DIR.parent
+    for name in ("livecam-api.service", "livecam-edge.service"):
+        argv = _parse(UNITS_DIR / name)["Service"]["ExecStart"].split()
+        module = argv[argv.index("-m") + 1]
+        assert (repo / module / "__main__.py").is_file(), f"{name}: no {module}/__main__.py"
