@@ -14,6 +14,7 @@ from app import __version__
 from app.api import auth as auth_api
 from app.api import cameras, dashboard, edge, health, media, push, uploads, webhook
 from app.api import events as events_api
+from app.api import install as install_api
 from app.api import users as users_api
 from app.api import zones as zones_api
 from app.auth.headers import SecurityHeadersMiddleware, dashboard_csp
@@ -163,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(webhook.router, responses=invalid)
     app.include_router(dashboard.router)
+    app.include_router(install_api.router)
     app.include_router(media.router, responses=invalid)
     app.include_router(push.router, responses=invalid)
     app.include_router(events_api.router, responses=invalid)
