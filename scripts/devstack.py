@@ -251,15 +251,18 @@ class Api:
         )
 
 
-def api_env(data_dir: Path, livekit: LiveKit, port: int) -> dict[str, str]:
-    """Environment for `python -m app` pointing at ``livekit``."""
+def api_env(
+    data_dir: Path, livekit: LiveKit, port: int, public_url: str | None = None
+) -> dict[str, str]:
+    """Environment for `python -m app` pointing at ``livekit``; browsers and edges are
+    sent to ``public_url`` (a proxy in front of LiveKit) when given."""
     return {
         **os.environ,
         "LIVECAM_DATA": str(data_dir),
         "LIVECAM_HOST": "127.0.0.1",
         "LIVECAM_PORT": str(port),
         "LIVEKIT_URL": livekit.url,
-        "LIVEKIT_PUBLIC_URL": livekit.url,
+        "LIVEKIT_PUBLIC_URL": public_url or livekit.url,
         "LIVEKIT_API_KEY": livekit.api_key,
         "LIVEKIT_API_SECRET": livekit.api_secret,
         "PYTHONUNBUFFERED": "1",
@@ -271,13 +274,15 @@ def prepare_api(workdir: Path, port: int | None = None) -> tuple[int, Path]:
     return port or free_tcp_port(), workdir / "data"
 
 
-def start_api(workdir: Path, livekit: LiveKit, port: int, data_dir: Path) -> Api:
+def start_api(
+    workdir: Path, livekit: LiveKit, port: int, data_dir: Path, public_url: str | None = None
+) -> Api:
     """Start the API server against ``livekit``."""
     proc = ManagedProcess(
         "api",
         [sys.executable, "-m", "app"],
         workdir / "api.log",
-        api_env(data_dir, livekit, port),
+        api_env(data_dir, livekit, port, public_url),
     )
     api = Api(port, data_dir, proc)
     api.start()
@@ -388,15 +393,18 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running_stack(workdir: Path, **livekit_args: Any) -> Iterator[Stack]:
-    """LiveKit and the API on free loopback ports; everything stopped on exit."""
+def running_stack(
+    workdir: Path, public_url: str | None = None, **livekit_args: Any
+) -> Iterator[Stack]:
+    """LiveKit and the API on free loopback ports; everything stopped on exit.
+    ``public_url``: the LiveKit URL handed to browsers and edges (a proxy's)."""
     port, data_dir = prepare_api(workdir)
     livekit = start_livekit(
         workdir, webhook_url=f"http://127.0.0.1:{port}/api/livekit/webhook", **livekit_args
     )
     stack: Stack | None = None
     try:
-        api = start_api(workdir, livekit, port, data_dir)
+        api = start_api(workdir, livekit, port, data_dir, public_url)
         stack = Stack(workdir, livekit, api)
         yield stack
     finally:

@@ -47,16 +47,21 @@ _SIGNATURE_JS = """(el) => {
 
 
 def open_dashboard(
-    context: BrowserContext, stack: Stack, *, key: str | None = None, route: str = "#/"
+    context: BrowserContext,
+    stack: Stack,
+    *,
+    key: str | None = None,
+    route: str = "#/",
+    base_url: str | None = None,
 ) -> Page:
     """A page on the dashboard, signed in with ``key`` (the admin key by default) through
-    sessionStorage, as the sign-in form would leave it."""
+    sessionStorage, as the sign-in form would leave it; ``base_url``: a proxy in front."""
     page = context.new_page()
     name, value = json.dumps(KEY_STORAGE), json.dumps(key or stack.api.admin_key)
     page.add_init_script(
         f"if (!sessionStorage.getItem({name})) sessionStorage.setItem({name}, {value});"
     )
-    page.goto(f"{stack.api.url}/{route}")
+    page.goto(f"{base_url or stack.api.url}/{route}")
     return page
 
 
