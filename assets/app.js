@@ -6,7 +6,9 @@
 //   #/events/<id>        one event
 //   #/notifications      Web Push on this device, and the subscribed devices
 //   #/health             health of the server, LiveKit, the database and each camera
+//   #/add-camera         add a camera: the Pi's one-line install command
 
+import { mountAddCamera } from './add-camera.js';
 import { getJson, onUnauthorized } from './api.js';
 import { clearKey, getKey, mountSignIn } from './auth.js';
 import { setText } from './dom.js';
@@ -50,6 +52,7 @@ function route(raw = window.location.hash) {
   if (hash === '/events' || hash === '/events/') return { name: 'events', nav: 'events', query };
   if (hash === '/notifications') return { name: 'notifications', nav: 'notifications' };
   if (hash === '/health') return { name: 'health', nav: 'health' };
+  if (hash === '/add-camera') return { name: 'add-camera', nav: 'add-camera' };
   return { name: 'grid', nav: 'grid' };
 }
 
@@ -96,6 +99,7 @@ function render() {
   } else if (where.name === 'event') view = mountEvent(main, where.id, { onTitle });
   else if (where.name === 'notifications') view = mountNotifications(main);
   else if (where.name === 'health') view = mountHealth(main);
+  else if (where.name === 'add-camera') view = mountAddCamera(main);
   else view = mountGrid(main, { onSummary: (text) => setText(summary, text) });
   setTitle(view.title);
   const heading = main.querySelector('h1');
