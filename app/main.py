@@ -17,6 +17,7 @@ from app.api import events as events_api
 from app.api import install as install_api
 from app.api import users as users_api
 from app.api import zones as zones_api
+from app.auth.body_limit import BodyLimitMiddleware
 from app.auth.headers import SecurityHeadersMiddleware, dashboard_csp
 from app.clip_retention import ClipRetention
 from app.clock import utc_now
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_kb * 1024)
     app.add_middleware(SecurityHeadersMiddleware, csp=dashboard_csp(settings.livekit_public_url))
     # Documents our error shape instead of FastAPI's default 422 body.
     invalid: dict[int | str, dict[str, object]] = {

@@ -37,6 +37,10 @@ class ErrorResponse(BaseModel):
 
 
 class CameraCreate(BaseModel):
+    # Admin requests are strict: a misspelt field is an error, not silently dropped.
+    # (Edge bodies ignore unknown keys on purpose, so newer edges work with older servers.)
+    model_config = ConfigDict(extra="forbid")
+
     name: CameraName
     id: CameraId | None = Field(
         default=None,
@@ -46,6 +50,8 @@ class CameraCreate(BaseModel):
 
 
 class CameraUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: CameraName
 
 

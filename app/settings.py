@@ -117,6 +117,9 @@ class Settings(BaseSettings):
         default=900.0, gt=0, validation_alias="LIVECAM_PUSH_MAX_EVENT_AGE"
     )
 
+    # Largest request body outside the edge's media uploads (app/auth/body_limit.py).
+    max_body_kb: int = Field(default=1024, ge=16, le=65536, validation_alias="LIVECAM_MAX_BODY_KB")
+
     # Sign-in (app/auth): sessions, cookies, login throttling.
     session_ttl: int = Field(
         default=7 * 86400, ge=60, le=90 * 86400, validation_alias="LIVECAM_SESSION_TTL"
