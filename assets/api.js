@@ -38,7 +38,9 @@ export async function request(path, { method = 'GET', body, signal, key, accept,
       body: body === undefined ? undefined : JSON.stringify(body),
       signal,
       cache: 'no-store',
-      credentials: 'omit',
+      // The session cookie of a password sign-in (HttpOnly, SameSite=Strict); an admin
+      // key, when there is one, is sent as the bearer and takes precedence.
+      credentials: 'same-origin',
     });
   } catch (err) {
     if (err && err.name === 'AbortError') throw err;

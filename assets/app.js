@@ -9,13 +9,14 @@
 //   #/add-camera         add a camera: the Pi's one-line install command
 
 import { mountAddCamera } from './add-camera.js';
-import { getJson, onUnauthorized } from './api.js';
+import { getJson, onUnauthorized, request } from './api.js';
 import { clearKey, getKey, mountSignIn } from './auth.js';
 import { setText } from './dom.js';
 import { mountEvent, rememberTimeline } from './event-view.js';
 import { mountGrid } from './grid.js';
 import { mountHealth } from './health.js';
 import { mountNotifications } from './notifications.js';
+import { mountPasswordSignIn } from './password-signin.js';
 import { mountSingle } from './single.js';
 import { mountTimeline } from './timeline.js';
 import { mountZoneEditor } from './zones.js';
@@ -28,6 +29,10 @@ const summary = document.getElementById('summary');
 const signOutButton = document.getElementById('sign-out');
 
 let view = null;
+/** GET /api/auth/me of a cookie (or Cloudflare Access) sign-in; null with an admin key. */
+let me = null;
+
+const signedIn = () => Boolean(getKey() || me);
 /** The hash the current view was opened for (restored when leaving is refused). */
 let shownHash = '';
 
@@ -72,11 +77,13 @@ function setTitle(title) {
 
 function render() {
   closeView();
-  if (!getKey()) {
+  if (!signedIn()) {
     showSignIn('');
     return;
   }
   bar.hidden = false;
+  // Viewers cannot add cameras (the server refuses it too).
+  bar.querySelector('a[data-route="add-camera"]').hidden = Boolean(me && me.role !== 'admin');
   shownHash = window.location.hash;
   const where = route();
   for (const link of bar.querySelectorAll('nav a')) {
@@ -110,29 +117,69 @@ function showSignIn(message) {
   closeView();
   bar.hidden = true;
   setTitle('Sign in');
-  view = mountSignIn(main, {
-    message,
-    verify: (key) => getJson('/api/cameras', { key }),
-    onSignedIn: render,
-  });
+  const password = document.createElement('div');
+  const adminKey = document.createElement('div');
+  main.replaceChildren(password, adminKey);
+  const forms = [
+    mountPasswordSignIn(password, {
+      async onSignedIn() {
+        me = await getJson('/api/auth/me');
+        render();
+      },
+    }),
+    mountSignIn(adminKey, {
+      message,
+      verify: (key) => getJson('/api/cameras', { key }),
+      onSignedIn: render,
+    }),
+  ];
+  view = { destroy: () => forms.forEach((f) => f.destroy()) };
+}
+
+/** A session cookie or Cloudflare Access signs in without a form. */
+async function findSession() {
+  if (getKey()) return;
+  try {
+    const response = await request('/api/auth/me', { key: '', allow: [401, 403] });
+    me = response.ok ? await response.json() : null;
+  } catch {
+    me = null; // the server is unreachable: the form says so when used
+  }
 }
 
 onUnauthorized(() => {
-  if (!getKey()) return; // already signed out (several calls fail together)
-  clearKey();
-  showSignIn('The server did not accept the admin key (401): it may have been revoked. Sign in again.');
+  if (getKey()) {
+    clearKey();
+    showSignIn('The server did not accept the admin key (401): it may have been revoked. Sign in again.');
+  } else if (me) {
+    me = null;
+    showSignIn('Your session has ended. Sign in again.');
+  } // else: already signed out (several calls fail together)
 });
 
-signOutButton.addEventListener('click', () => {
+signOutButton.addEventListener('click', async () => {
   if (!mayLeave()) return;
+  const session = me;
   clearKey();
-  showSignIn('You are signed out.');
+  me = null;
+  if (session && session.method === 'session') {
+    try {
+      await request('/api/auth/logout', { method: 'POST', key: '', allow: [401] });
+    } catch {
+      // Unreachable: the cookie expires on its own; the page forgets it either way.
+    }
+  }
+  showSignIn(
+    session && session.method === 'cf_access'
+      ? 'Signed out here; Cloudflare Access still knows you (close the browser to end it).'
+      : 'You are signed out.',
+  );
 });
 
 window.addEventListener('hashchange', () => {
   // "#main" (the skip link) is an anchor, not a route.
   const hash = window.location.hash;
-  if (!getKey() || !(hash === '' || hash.startsWith('#/'))) return;
+  if (!signedIn() || !(hash === '' || hash.startsWith('#/'))) return;
   if (!mayLeave()) {
     // Stay: put the address back without a second hashchange.
     history.replaceState(history.state, '', shownHash || '#/');
@@ -141,4 +188,4 @@ window.addEventListener('hashchange', () => {
   render();
 });
 
-render();
+findSession().then(render);

@@ -46,7 +46,7 @@ export function mountSignIn(root, { message = '', verify, onSignedIn }) {
   const form = h(
     'form',
     { class: 'sign-in', id: 'sign-in-form', method: 'post', 'aria-labelledby': 'sign-in-title' },
-    h('h1', { id: 'sign-in-title' }, 'livecam'),
+    h('h2', { id: 'sign-in-title' }, 'Or with the admin key'),
     // For password managers, which file a password under a user name.
     h('input', {
       type: 'text',

@@ -1,95 +1,70 @@
-"""Signing in: the admin key goes in a form, lives in sessionStorage only, rides in the
-Authorization header and never in a URL; a 401 brings the form back. Text from the API is
-shown as text."""
+"""Signing in to the dashboard with a user name and password: a viewer granted one of two
+cameras sees and plays only that one, cannot reach the other, and signs out again."""
 
 from __future__ import annotations
 
-import pytest
-from playwright.sync_api import BrowserContext, Request, expect
+from playwright.sync_api import BrowserContext, expect
 
 from scripts.devstack import Stack
-from tests.browser.dashboard import KEY_STORAGE, open_dashboard, tile
+from tests.browser.dashboard import tile, wait_modes, wait_video_plays
+from tests.livestack import EdgeFactory
 
-pytestmark = [pytest.mark.live, pytest.mark.browser]
+SOURCE = {"kind": "synthetic", "width": 320, "height": 240, "fps": 15, "bitrate_kbps": 300}
+PASSWORD = "correct horse battery"
 
 
-def test_wrong_key_is_refused_and_the_key_stays_out_of_urls(
-    browser: BrowserContext, stack: Stack
+def test_viewer_signs_in_and_sees_only_granted_cameras(
+    browser: BrowserContext, stack: Stack, start_cameras: EdgeFactory
 ) -> None:
-    key = stack.api.admin_key
-    requests: list[Request] = []
-    page = browser.new_page()
-    page.on("request", lambda r: requests.append(r))
-    page.goto(f"{stack.api.url}/")
-    field = page.get_by_label("Admin key")
-    expect(field).to_be_focused()
-    expect(page.locator("#bar")).to_be_hidden()
-
-    field.fill("lca_" + "x" * 40)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("alert")).to_have_text(
-        "That admin key was not accepted. Check it and try again."
-    )
-    assert page.evaluate("sessionStorage.length") == 0
-
-    field.fill(key)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("#bar")).to_be_visible()
-    expect(page.locator("#summary")).to_have_text("0 of 0 online")
-    page.get_by_role("link", name="Health").click()
-    expect(page.locator(".health-table")).to_be_visible()
-
-    assert page.evaluate(f"sessionStorage.getItem('{KEY_STORAGE}')") == key
-    assert page.evaluate("localStorage.length") == 0
-    assert browser.cookies() == []
-    assert all(key not in r.url for r in requests)
-    assert key not in page.url
-    api_calls = [r for r in requests if "/api/" in r.url]
-    assert api_calls
-    good = [r for r in api_calls if r.headers.get("authorization") == f"Bearer {key}"]
-    assert len(good) >= len(api_calls) - 1  # all but the refused attempt
-
-    page.get_by_role("button", name="Sign out").click()
-    expect(page.get_by_role("alert")).to_have_text("You are signed out.")
-    assert page.evaluate("sessionStorage.length") == 0
-    page.reload()
-    expect(page.get_by_label("Admin key")).to_be_visible()
-
-
-def test_a_401_returns_to_the_sign_in_form(browser: BrowserContext, stack: Stack) -> None:
-    page = open_dashboard(browser, stack)
-    expect(page.locator("#bar")).to_be_visible()
-    # The key stops working mid-session (revoked): the next call gets a 401.
-    page.evaluate(f"sessionStorage.setItem('{KEY_STORAGE}', 'lca_revoked')")
-    page.get_by_role("link", name="Health").click()
-    expect(page.get_by_role("alert")).to_contain_text("did not accept the admin key (401)")
-    expect(page.get_by_label("Admin key")).to_be_visible()
-    expect(page.locator("#bar")).to_be_hidden()
-    assert page.evaluate("sessionStorage.length") == 0
-
-
-def test_camera_names_are_shown_as_text(browser: BrowserContext, stack: Stack) -> None:
-    evil = '<img src=x onerror="window.__pwned=1">Porch & "yard"'
+    (granted, other), _edge = start_cameras(SOURCE, SOURCE)
     with stack.api.client() as c:
-        created = c.post("/api/cameras", json={"name": evil})
-        created.raise_for_status()
-    cam = created.json()["camera"]["id"]
+        made = c.post(
+            "/api/users",
+            json={"username": "nina", "password": PASSWORD, "role": "viewer", "cameras": [granted]},
+        )
+        assert made.status_code == 201, made.text
 
-    page = open_dashboard(browser, stack)
-    t = tile(page, cam)
-    expect(t.locator(".name")).to_have_text(evil)
-    expect(t.locator(".badge")).to_have_text("OFFLINE")
-    expect(t.locator(".seen")).to_have_text("last seen never")
-    expect(t.locator(".tile-notice")).to_have_text("No picture yet")
-    page.get_by_role("link", name="Health").click()
-    expect(page.locator(f'tr[data-camera-id="{cam}"] th')).to_have_text(evil)
-    t.page.get_by_role("link", name=evil).click()
-    expect(page.locator("h1")).to_have_text(evil)
-    assert page.evaluate("window.__pwned") is None
-    assert page.locator('img[src="x"]').count() == 0
+    page = browser.new_page()
+    logs: list[str] = []
+    page.on("console", lambda m: logs.append(m.text))
+    page.on("response", lambda r: logs.append(f"{r.status} {r.url}"))
+    page.goto(f"{stack.api.url}/#/")
+    page.fill("#username", "nina")
+    page.fill("#password", "wrong password!")
+    page.click("#password-form button[type=submit]")
+    expect(page.locator("#password-error")).to_have_text("Wrong user name or password.")
 
+    page.fill("#password", PASSWORD)
+    page.click("#password-form button[type=submit]")
+    try:
+        wait_modes(page, [granted], "webrtc", timeout_s=45)
+    except Exception:
+        print("\n".join(logs[-40:]))
+        print(page.locator("main").inner_text())
+        raise
+    wait_video_plays(page, tile(page, granted).locator("video"))
+    expect(page.locator(".tile")).to_have_count(1)
+    expect(tile(page, other)).to_have_count(0)
+    expect(page.locator('nav a[data-route="add-camera"]')).to_be_hidden()
+    cookies = {c["name"]: c for c in browser.cookies()}
+    assert cookies["livecam_session"]["httpOnly"]
+    assert cookies["livecam_session"]["sameSite"] == "Strict"
 
-def test_unknown_camera_says_so(browser: BrowserContext, stack: Stack) -> None:
-    page = open_dashboard(browser, stack, route="#/camera/nope")
-    expect(page.locator("h1")).to_have_text("No such camera")
-    expect(page.locator(".single-view .notice")).to_have_text('There is no camera with id "nope".')
+    # The page's own credentials (the cookie) reach the granted camera only.
+    status = page.evaluate(
+        """async ([a, b]) => [
+             (await fetch(`/api/cameras/${a}/status`)).status,
+             (await fetch(`/api/cameras/${b}/status`)).status,
+             (await fetch(`/api/cameras/${b}/viewer-token`, {method: 'POST'})).status,
+           ]""",
+        [granted, other],
+    )
+    assert status == [200, 404, 404]
+
+    # A reload keeps the session (the cookie), without the form.
+    page.reload()
+    wait_modes(page, [granted], "webrtc", timeout_s=45)
+
+    page.click("#sign-out")
+    expect(page.locator("#password-form")).to_be_visible()
+    assert page.evaluate("async () => (await fetch('/api/auth/me')).status") == 401
