@@ -153,7 +153,7 @@ def get_camera(
 def update_camera(
     camera_id: str,
     body: CameraUpdate,
-    _admin: AdminPrincipal,
+    admin: AdminPrincipal,
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
@@ -163,6 +163,14 @@ def update_camera(
     if camera.name != body.name:
         old_name = camera.name
         camera.name = body.name
+        record_by(
+            session,
+            clock(),
+            admin,
+            "camera_rename",
+            camera_id=camera.id,
+            detail={"from": old_name, "to": camera.name},
+        )
         session.commit()
         log.info("camera renamed", extra={"camera": camera.id, "from": old_name, "to": camera.name})
     return camera_out(
@@ -222,13 +230,14 @@ async def delete_camera(
 )
 def new_enrollment(
     camera_id: str,
-    _admin: AdminPrincipal,
+    admin: AdminPrincipal,
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
 ) -> EnrollmentOut:
     camera = get_camera_or_404(session, camera_id)
     issued = issue_code(session, camera, clock(), settings.enrollment_ttl)
+    record_by(session, clock(), admin, "enrollment_code", camera_id=camera.id)
     session.commit()
     return EnrollmentOut(code=issued.code, expires_at=issued.expires_at)
 
@@ -239,10 +248,18 @@ def new_enrollment(
     responses=_CAMERA_ERRORS,
 )
 def delete_credentials(
-    camera_id: str, _admin: AdminPrincipal, session: SessionDep, clock: ClockDep, media: MediaDep
+    camera_id: str, admin: AdminPrincipal, session: SessionDep, clock: ClockDep, media: MediaDep
 ) -> CredentialsRevoked:
     camera = get_camera_or_404(session, camera_id)
     revoked = revoke_credentials(session, camera, clock())
+    record_by(
+        session,
+        clock(),
+        admin,
+        "credentials_revoke",
+        camera_id=camera.id,
+        detail={"revoked": revoked},
+    )
     session.commit()
     media.disconnect_edges(camera.id)
     return CredentialsRevoked(camera_id=camera.id, revoked=revoked)

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from app.api.deps import AdminPrincipal, ClockDep, GrantedCamera, SessionDep, get_camera_or_404
+from app.auth.audit import record_by
 from app.schemas import ErrorResponse, ZoneOut, ZonesIn, ZonesOut
 from app.zones import ZonesNotifier, load_zones, normalise_zones, store_zones
 
@@ -62,7 +63,7 @@ def put_zones(
     camera_id: str,
     body: ZonesIn,
     request: Request,
-    _admin: AdminPrincipal,
+    admin: AdminPrincipal,
     session: SessionDep,
     clock: ClockDep,
 ) -> ZonesOut:
@@ -70,6 +71,15 @@ def put_zones(
     zones = normalise_zones(body.zones)
     now = clock()
     store_zones(session, camera.id, zones, now)
+    record_by(
+        session,
+        now,
+        admin,
+        "zones_update",
+        request,
+        camera_id=camera.id,
+        detail={"zones": len(zones)},
+    )
     session.commit()
     notifier: ZonesNotifier = request.app.state.zones_notifier
     edges = notifier.changed(camera.id)

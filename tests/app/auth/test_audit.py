@@ -50,3 +50,20 @@ def test_audit_is_admin_only(client: TestClient, app: FastAPI) -> None:
     viewer = api_key_headers(app, add_user(app, "ann"))
     assert_error(client.get("/api/audit", headers=viewer), 403, "admin_required")
     assert_error(client.get("/api/audit"), 401, "not_authenticated")
+
+
+def test_camera_admin_changes_are_audited(client: TestClient, admin: dict[str, str]) -> None:
+    create_camera(client, admin, "door")
+    assert client.patch("/api/cameras/door", json={"name": "Back"}, headers=admin).is_success
+    assert client.post("/api/cameras/door/enrollment", headers=admin).is_success
+    assert client.delete("/api/cameras/door/credentials", headers=admin).is_success
+    zones = client.put("/api/cameras/door/zones", json={"zones": []}, headers=admin)
+    assert zones.is_success, zones.text
+    entries = _entries(client, admin)
+    assert [(e["action"], e["camera_id"]) for e in entries[:4]] == [
+        ("zones_update", "door"),
+        ("credentials_revoke", "door"),
+        ("enrollment_code", "door"),
+        ("camera_rename", "door"),
+    ]
+    assert entries[3]["detail"] == {"from": "Front door", "to": "Back"}
