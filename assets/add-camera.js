@@ -27,7 +27,6 @@ export function mountAddCamera(root) {
     required: true,
     maxlength: '64',
     autocomplete: 'off',
-    placeholder: 'Front door',
   });
   const source = h(
     'select',
