@@ -12,7 +12,7 @@ import httpx
 from playwright.sync_api import BrowserContext, expect
 
 from scripts.devstack import ROOT, Stack
-from tests.browser.dashboard import open_dashboard
+from tests.browser.dashboard import collect_csp_violations, open_dashboard
 
 
 def _enroll(stack: Stack, code: str, config: Path) -> subprocess.CompletedProcess[str]:
@@ -41,6 +41,7 @@ def _enroll(stack: Stack, code: str, config: Path) -> subprocess.CompletedProces
 def test_add_camera_shows_a_command_whose_code_enrolls_once(
     browser: BrowserContext, stack: Stack, tmp_path: Path
 ) -> None:
+    collect_csp_violations(browser)  # the server's own strict CSP applies to this page
     page = open_dashboard(browser, stack, route="#/add-camera")
     expect(page.locator("h1")).to_have_text("Add camera")
     expect(page.locator('nav a[data-route="add-camera"]')).to_have_attribute("aria-current", "page")
@@ -58,6 +59,7 @@ def test_add_camera_shows_a_command_whose_code_enrolls_once(
     )
     assert match, text
     assert page.locator("#code-expiry").get_attribute("datetime")
+    assert page.evaluate("window.__cspViolations") == []
     # The command's script is really there.
     assert httpx.get(f"{origin}/install-edge.sh").status_code == 200
 
