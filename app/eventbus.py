@@ -9,6 +9,13 @@ SSE clients recover what they lost from the database (Last-Event-ID replay).
 ``publish`` may be called from any thread (sync routes run in a worker pool); the
 subscriber is woken on its own event loop.
 
+With several API replicas (app/cluster.py), a change is published where it was
+committed and forwarded to the other replicas, which hand it to their ``remote``
+subscribers only (the SSE streams): Web Push and the LiveKit room relay run once, on the
+replica that stored the change. When forwarded changes may have been lost (Redis went
+away), ``gap()`` gives every remote subscriber the ``GAP`` marker, and it catches up
+from the database.
+
     bus = EventBus()
     async with bus.subscribe() as events:
         async for event in events:
@@ -22,13 +29,16 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_QUEUE = 256
+
+#: Handed to remote subscribers when changes may have been lost; never an event.
+GAP: dict[str, Any] = {"gap": True}
 
 
 class BusSubscription:
@@ -38,10 +48,12 @@ class BusSubscription:
     ``close()``).
     """
 
-    def __init__(self, bus: EventBus, max_queue: int) -> None:
+    def __init__(self, bus: EventBus, max_queue: int, remote: bool = False) -> None:
         if max_queue < 1:
             raise ValueError(f"max_queue must be at least 1, got {max_queue}")
         self._bus = bus
+        #: Also receives changes other replicas stored (and the GAP marker).
+        self.remote = remote
         self._items: deque[dict[str, Any]] = deque(maxlen=max_queue)
         self._lock = threading.Lock()
         self._wake = asyncio.Event()
@@ -157,25 +169,57 @@ class EventBus:
         self._lock = threading.Lock()
         #: Events published since start (for health/metrics and tests).
         self.published = 0
+        #: Events received from other replicas since start.
+        self.received = 0
+        #: Called with every locally published event (app/cluster.py forwards it to the
+        #: other replicas); must not block or raise.
+        self.forward: Callable[[dict[str, Any]], None] | None = None
 
     def publish(self, event: dict[str, Any]) -> None:
-        """Hands ``event`` (contract 4 JSON) to every subscriber; never blocks or raises."""
+        """Hands ``event`` (contract 4 JSON, committed here) to every subscriber and to
+        the other replicas; never blocks or raises."""
         with self._lock:
             subscribers = list(self._subscribers)
             self.published += 1
+        self._offer_all(subscribers, event)
+        forward = self.forward
+        if forward is not None:
+            try:
+                forward(event)
+            except Exception:  # fan-out trouble must never fail ingest
+                log.exception("could not forward an event to the other replicas")
+
+    def publish_remote(self, event: dict[str, Any]) -> None:
+        """Hands an event another replica stored to the remote subscribers."""
+        with self._lock:
+            subscribers = [s for s in self._subscribers if s.remote]
+            self.received += 1
+        self._offer_all(subscribers, event)
+
+    def gap(self) -> None:
+        """Tells remote subscribers that changes from other replicas may have been lost."""
+        with self._lock:
+            subscribers = [s for s in self._subscribers if s.remote]
+        self._offer_all(subscribers, GAP)
+
+    @staticmethod
+    def _offer_all(subscribers: list[BusSubscription], event: dict[str, Any]) -> None:
         for subscription in subscribers:
             try:
                 subscription._offer(event)
             except Exception:  # one broken subscriber must not stop the others
                 log.exception("event subscriber failed to accept an event")
 
-    def subscribe(self, max_queue: int = DEFAULT_MAX_QUEUE) -> BusSubscription:
-        """A new subscription receiving every event published from now on.
+    def subscribe(
+        self, max_queue: int = DEFAULT_MAX_QUEUE, remote: bool = False
+    ) -> BusSubscription:
+        """A new subscription receiving every event published from now on (``remote``:
+        also those other replicas stored, and ``GAP`` markers).
 
         Events are queued from this call on (not from entering the ``async with``), so
         a caller can subscribe first and then replay history without a gap.
         """
-        subscription = BusSubscription(self, max_queue)
+        subscription = BusSubscription(self, max_queue, remote)
         with self._lock:
             self._subscribers.add(subscription)
         return subscription

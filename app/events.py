@@ -144,6 +144,12 @@ def _bump_counter(session: Session) -> int:
     return value
 
 
+def current_version(session: Session) -> int:
+    """The latest committed change version: every change up to it is committed and
+    visible (versions are handed out under the counter's row lock, in commit order)."""
+    return session.scalar(select(Counter.value).where(Counter.name == COUNTER)) or 0
+
+
 class EventIngest:
     """Applies edge messages to the database and announces the changes on the bus."""
 

@@ -21,6 +21,7 @@ from app.auth.body_limit import BodyLimitMiddleware
 from app.auth.headers import SecurityHeadersMiddleware, dashboard_csp
 from app.clip_retention import ClipRetention
 from app.clock import utc_now
+from app.cluster import ClusterLink
 from app.db import make_engine, make_session_factory
 from app.errors import install_error_handlers
 from app.event_relay import RoomEventRelay
@@ -111,7 +112,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pruner.start()
         _app.state.event_pruner = pruner
         start_push(_app)
+        cluster: ClusterLink | None = None
+        if settings.redis_url:
+            cluster = ClusterLink(
+                settings.redis_url, _app.state.event_bus, _app.state.zones_notifier
+            )
+            await cluster.start()
+        _app.state.cluster = cluster
         yield
+        if cluster is not None:
+            await cluster.aclose()
         await _app.state.push.aclose()
         await pruner.aclose()
         await relay.aclose()
@@ -120,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="livecam", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.cluster = None  # app/cluster.py, started with the app when LIVECAM_REDIS_URL
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.clock = utc_now

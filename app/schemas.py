@@ -244,11 +244,21 @@ class CameraCounts(BaseModel):
     total: int
 
 
+class ClusterHealth(BaseModel):
+    """This replica's Redis link (absent with one API process)."""
+
+    ok: bool = Field(description="Subscribed to the replicas' Redis channel")
+    node: str = Field(description="This replica's id in the cluster's messages")
+    sent: int
+    received: int
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     livekit: LiveKitHealth
     db: DatabaseHealth
     cameras: CameraCounts
+    cluster: ClusterHealth | None = None
 
 
 class WebhookAck(BaseModel):

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=Path("data"), validation_alias="LIVECAM_DATA")
     database_url: str = Field(default="", validation_alias="DATABASE_URL")
+    # Several API replicas: their Redis (app/cluster.py). Empty: one process, no Redis.
+    redis_url: str = Field(default="", validation_alias="LIVECAM_REDIS_URL")
 
     livekit_url: str = Field(default="ws://127.0.0.1:7880", validation_alias="LIVEKIT_URL")
     livekit_public_url: str = Field(default="", validation_alias="LIVEKIT_PUBLIC_URL")
@@ -176,6 +178,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "LIVECAM_S3_ACCESS_KEY_ID and LIVECAM_S3_SECRET_ACCESS_KEY go together: set "
                 "both, or neither to use boto3's usual credential chain"
+            )
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                "LIVECAM_REDIS_URL must be a redis://, rediss:// or unix:// URL, "
+                "e.g. redis://127.0.0.1:6379/0"
             )
         self.vapid_subject = check_vapid_subject(self.vapid_subject)
         self.data_dir = self.data_dir.expanduser().resolve()

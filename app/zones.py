@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -180,6 +180,9 @@ class ZonesNotifier:
         self._watches: dict[str, set[ZonesWatch]] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Called with the camera id of every change made here (app/cluster.py tells the
+        #: other replicas, one of which may hold the camera's websocket).
+        self.forward: Callable[[str], None] | None = None
 
     def watch(self, camera_id: str) -> ZonesWatch:
         """Register (on the event loop) before reading the zones, so no change is missed."""
@@ -203,7 +206,18 @@ class ZonesNotifier:
             return len(self._watches.get(camera_id, ()))
 
     def changed(self, camera_id: str) -> int:
-        """The camera's zones changed (any thread); how many websockets were told."""
+        """The camera's zones changed here (any thread): wakes this process's websockets
+        and tells the other replicas; how many websockets of this process were told."""
+        forward = self.forward
+        if forward is not None:
+            try:
+                forward(camera_id)
+            except Exception:  # the change is stored; a replica's edge gets it on reconnect
+                log.exception("could not forward a zone change", extra={"camera": camera_id})
+        return self.wake(camera_id)
+
+    def wake(self, camera_id: str) -> int:
+        """Wakes this process's websockets of ``camera_id``; how many."""
         with self._lock:
             watches = list(self._watches.get(camera_id, ()))
         loop = self._loop

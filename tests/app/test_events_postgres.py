@@ -2,13 +2,12 @@
 deliveries of one event (as from several API processes) insert it once, versions stay
 unique, pagination and replay work.
 
-Runs when ``LIVECAM_TEST_POSTGRES_URL`` names an empty database, e.g.
-``postgresql+psycopg://postgres@127.0.0.1:5432/livecam_test``; skipped otherwise.
+Runs against a fresh database in the PostgreSQL cluster the test run starts (Debian's
+postgresql), or the one ``LIVECAM_TEST_POSTGRES_URL`` names.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -37,14 +36,10 @@ from app.models import Base, Camera, Event
 from app.schemas import EventIn
 from tests.app.event_helpers import T0, jpeg, message
 
-URL = os.environ.get("LIVECAM_TEST_POSTGRES_URL", "")
-
-pytestmark = pytest.mark.skipif(not URL, reason="LIVECAM_TEST_POSTGRES_URL is not set")
-
 
 @pytest.fixture
-def engine() -> Iterator[Engine]:
-    engine = make_engine(URL)
+def engine(postgres_url: str) -> Iterator[Engine]:
+    engine = make_engine(postgres_url)
     Base.metadata.drop_all(engine)
     with engine.begin() as connection:
         connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")

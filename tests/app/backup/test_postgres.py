@@ -1,32 +1,25 @@
 """A PostgreSQL database is backed up with pg_dump and comes back with pg_restore.
 
-Runs when ``LIVECAM_TEST_POSTGRES_URL`` names a database this test may fill, e.g.
-``postgresql+psycopg://postgres@127.0.0.1:5432/livecam_test``; skipped otherwise.
+Runs against a fresh database in the PostgreSQL cluster the test run starts (Debian's
+postgresql), or the one ``LIVECAM_TEST_POSTGRES_URL`` names.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.app.backup.helpers import run_cli
 
-URL = os.environ.get("LIVECAM_TEST_POSTGRES_URL", "")
 
-pytestmark = pytest.mark.skipif(
-    not URL or shutil.which("pg_restore") is None,
-    reason="LIVECAM_TEST_POSTGRES_URL is not set (or pg_restore is missing)",
-)
-
-
-def test_postgres_dump_round_trip(tmp_path: Path, key_file: Path) -> None:
-    engine = create_engine(URL)
+def test_postgres_dump_round_trip(tmp_path: Path, key_file: Path, postgres_url: str) -> None:
+    assert shutil.which("pg_dump"), "postgresql-client is missing"
+    assert shutil.which("pg_restore"), "postgresql-client is missing"
+    engine = create_engine(postgres_url)
     with engine.begin() as db:
         db.execute(text("DROP TABLE IF EXISTS backup_probe"))
         db.execute(text("CREATE TABLE backup_probe (id serial PRIMARY KEY, note text)"))
@@ -40,7 +33,7 @@ def test_postgres_dump_round_trip(tmp_path: Path, key_file: Path) -> None:
     target = tmp_path / "backups"
     result = run_cli(
         "run", "--target", target, "--key-file", key_file, "--data", data,
-        env={"DATABASE_URL": URL},
+        env={"DATABASE_URL": postgres_url},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     with engine.begin() as db:
@@ -53,7 +46,9 @@ def test_postgres_dump_round_trip(tmp_path: Path, key_file: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "pg_restore" in result.stdout
     dump = restored / "postgresql.dump"
-    libpq = make_url(URL).set(drivername="postgresql").render_as_string(hide_password=False)
+    libpq = (
+        make_url(postgres_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
     subprocess.run(
         ["pg_restore", "--clean", "--if-exists", "--table=backup_probe", "-d", libpq, str(dump)],
         check=True,
