@@ -185,8 +185,14 @@ def start_livekit(
     port: int | None = None,
     tcp_port: int | None = None,
     udp_start: int | None = None,
+    redis_address: str | None = None,
+    name: str = "livekit",
 ) -> LiveKit:
-    """Render webrtc/livekit-dev.yaml with free ports and start the pinned server."""
+    """Render webrtc/livekit-dev.yaml with free ports and start the pinned server.
+
+    ``redis_address`` (host:port): multi-node mode; every node given the same Redis and
+    keys forms one cluster (rooms are placed on a node, signalling reaches it from any).
+    ``name`` names its config and log files, for several nodes in one ``workdir``."""
     api_key = api_key or "dev" + secrets.token_hex(4)
     api_secret = api_secret or secrets.token_urlsafe(32)
     port = port or free_tcp_port()
@@ -203,14 +209,16 @@ def start_livekit(
         api_key=api_key,
         webhook_url=webhook_url,
     )
+    if redis_address:
+        config += f"redis:\n  address: {redis_address}\n"
     workdir.mkdir(parents=True, exist_ok=True)
-    config_path = workdir / "livekit.yaml"
+    config_path = workdir / f"{name}.yaml"
     config_path.write_text(config)
     env = {**os.environ, "LIVEKIT_KEYS": f"{api_key}: {api_secret}"}
     proc = ManagedProcess(
-        "livekit-server",
+        f"livekit-server ({name})" if name != "livekit" else "livekit-server",
         [livekit_binary(), "--config", str(config_path)],
-        workdir / "livekit.log",
+        workdir / f"{name}.log",
         env,
     )
     lk = LiveKit(port, tcp_port, udp_start, api_key, api_secret, proc)
@@ -275,14 +283,21 @@ def prepare_api(workdir: Path, port: int | None = None) -> tuple[int, Path]:
 
 
 def start_api(
-    workdir: Path, livekit: LiveKit, port: int, data_dir: Path, public_url: str | None = None
+    workdir: Path,
+    livekit: LiveKit,
+    port: int,
+    data_dir: Path,
+    public_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    name: str = "api",
 ) -> Api:
-    """Start the API server against ``livekit``."""
+    """Start the API server against ``livekit``; ``extra_env``: more settings (a replica's
+    DATABASE_URL and LIVECAM_REDIS_URL, say); ``name`` names its log."""
     proc = ManagedProcess(
-        "api",
+        name,
         [sys.executable, "-m", "app"],
-        workdir / "api.log",
-        api_env(data_dir, livekit, port, public_url),
+        workdir / f"{name}.log",
+        {**api_env(data_dir, livekit, port, public_url), **(extra_env or {})},
     )
     api = Api(port, data_dir, proc)
     api.start()

@@ -17,7 +17,7 @@ import pwd
 import shutil
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,10 +137,14 @@ def render_site(
     http_port: int,
     cert: Path,
     key: Path,
-    api_port: int,
-    livekit_port: int,
+    api_ports: Sequence[int],
+    livekit_ports: Sequence[int],
 ) -> str:
-    """nginx/livecam.conf with this machine's names, ports and paths."""
+    """nginx/livecam.conf with this machine's names, ports and paths; every upstream
+    lists the given API replicas / LiveKit nodes (the primary one: the rest as backup)."""
+    api = [f"server 127.0.0.1:{p};" for p in api_ports]
+    primary = api[:1] + [f"server 127.0.0.1:{p} backup;" for p in api_ports[1:]]
+    livekit = [f"server 127.0.0.1:{p};" for p in livekit_ports]
     rewrites = [
         ("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;"),
         ("listen [::]:443 ssl http2;\n", ""),
@@ -148,8 +152,18 @@ def render_site(
         ("listen [::]:80;\n", ""),
         ("/etc/letsencrypt/live/cams.example.com/fullchain.pem", str(cert)),
         ("/etc/letsencrypt/live/cams.example.com/privkey.pem", str(key)),
-        ("server 127.0.0.1:8000;", f"server 127.0.0.1:{api_port};"),
-        ("server 127.0.0.1:7880;", f"server 127.0.0.1:{livekit_port};"),
+        (
+            "upstream livecam_api {\n    server 127.0.0.1:8000;",
+            "upstream livecam_api {\n    " + "\n    ".join(api),
+        ),
+        (
+            "upstream livecam_api_primary {\n    server 127.0.0.1:8000;",
+            "upstream livecam_api_primary {\n    " + "\n    ".join(primary),
+        ),
+        (
+            "upstream livecam_livekit {\n    server 127.0.0.1:7880;",
+            "upstream livecam_livekit {\n    " + "\n    ".join(livekit),
+        ),
     ]
     for old, new in rewrites:
         if site.count(old) != 1:
@@ -170,6 +184,9 @@ pid {workdir / "nginx.pid"};
 events {{ worker_connections 256; }}
 http {{
     access_log {workdir / "access.log"};
+    # Which upstream (API replica, LiveKit node) served each request, for the tests.
+    log_format livecam_upstream '"$request" $upstream_addr $status';
+    access_log {workdir / "upstream.log"} livecam_upstream;
     client_body_temp_path {temp / "body"};
     proxy_temp_path {temp / "proxy"};
     fastcgi_temp_path {temp / "fastcgi"};
@@ -183,9 +200,14 @@ http {{
 
 @contextlib.contextmanager
 def running_nginx(
-    workdir: Path, *, api_port: int, livekit_port: int, https_port: int | None = None
+    workdir: Path,
+    *,
+    api_port: int | Sequence[int],
+    livekit_port: int | Sequence[int],
+    https_port: int | None = None,
 ) -> Iterator[Nginx]:
-    """nginx with the livecam site in front of the API and LiveKit; stopped on exit."""
+    """nginx with the livecam site in front of the API and LiveKit (one port each, or
+    several replicas / nodes); stopped on exit."""
     binary = shutil.which("nginx") or NGINX
     if not Path(binary).is_file():
         raise StackError("nginx is missing: `./run test` installs Debian's nginx-light")
@@ -202,8 +224,8 @@ def running_nginx(
             http_port=http_port,
             cert=cert,
             key=key,
-            api_port=api_port,
-            livekit_port=livekit_port,
+            api_ports=[api_port] if isinstance(api_port, int) else list(api_port),
+            livekit_ports=[livekit_port] if isinstance(livekit_port, int) else list(livekit_port),
         )
     )
     conf = workdir / "nginx.conf"
