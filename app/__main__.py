@@ -6,19 +6,36 @@ import logging
 import sys
 
 import uvicorn
+from fastapi import FastAPI
 
 from app import __version__
 from app.admin_keys import ADMIN_KEY_FILE, banner, bootstrap_admin_key
 from app.clock import utc_now
-from app.db import make_engine, make_session_factory
+from app.db import make_engine, make_session_factory, startup_lock
 from app.logs import configure_logging
 from app.main import create_app
 from app.migrations import upgrade
-from app.settings import ConfigError, load_settings
+from app.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("app")
 
 GRACEFUL_SHUTDOWN_S = 3
+
+
+def prepare(settings: Settings) -> tuple[str | None, FastAPI]:
+    """Migrates, makes sure an admin key exists and builds the app (which creates the
+    server's secrets in the data directory). Replicas starting together on one
+    PostgreSQL take turns (app.db.startup_lock); returns the new admin key, if made."""
+    engine = make_engine(settings.database_url)
+    try:
+        with startup_lock(engine):
+            upgrade(engine)
+            with make_session_factory(engine)() as session:
+                key = bootstrap_admin_key(session, settings.data_dir, utc_now())
+            app = create_app(settings)
+    finally:
+        engine.dispose()
+    return key, app
 
 
 def main() -> int:
@@ -34,18 +51,12 @@ def main() -> int:
         extra={"version": __version__, "data": str(data_dir), "livekit": settings.livekit_url},
     )
 
-    engine = make_engine(settings.database_url)
-    try:
-        upgrade(engine)
-        with make_session_factory(engine)() as session:
-            key = bootstrap_admin_key(session, data_dir, utc_now())
-    finally:
-        engine.dispose()
+    key, app = prepare(settings)
     if key is not None:
-        print(banner(key, data_dir / ADMIN_KEY_FILE), flush=True)
+        print(banner(key, settings.data_dir / ADMIN_KEY_FILE), flush=True)
 
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

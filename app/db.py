@@ -42,6 +42,28 @@ def make_session_factory(engine: Engine) -> SessionFactory:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+#: pg_advisory_lock key held while a process migrates and bootstraps ("livecam" in hex).
+STARTUP_LOCK_KEY = 0x6C69766563616D
+
+
+@contextmanager
+def startup_lock(engine: Engine) -> Iterator[None]:
+    """Serialises start-up work (migrations, first admin key, secrets) between API
+    replicas starting at once on one PostgreSQL database. SQLite: nothing to do (one
+    host, and its own write lock)."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f"SELECT pg_advisory_lock({STARTUP_LOCK_KEY})")
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.exec_driver_sql(f"SELECT pg_advisory_unlock({STARTUP_LOCK_KEY})")
+            connection.commit()
+
+
 @contextmanager
 def session_scope(factory: SessionFactory) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +24,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from websockets.asyncio.client import connect
 
+from app.__main__ import prepare as prepare_replica
 from app.event_stream import VersionMark, event_stream
 from app.eventbus import EventBus
 from app.events import EventFilter, EventIngest
@@ -249,3 +252,28 @@ async def test_a_change_another_replica_never_announced_is_filled_from_the_datab
         assert f"id: {second.event['version']}\n" in chunk  # hole closed
         await stream.aclose()
     assert edge
+
+
+def test_replicas_starting_at_once_migrate_once_and_make_one_admin_key(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """`python -m app` start-up (migrations, first admin key, secrets) on two replicas
+    at the same moment, on a fresh database: both succeed, one key, one secret."""
+    settings = make_settings(tmp_path / "data", database_url=postgres_url)
+    settings.ensure_data_dir()
+    barrier = threading.Barrier(2)
+
+    def start() -> str | None:
+        barrier.wait()
+        key, _app = prepare_replica(settings)
+        return key
+
+    with ThreadPoolExecutor(2) as pool:
+        keys = list(pool.map(lambda _: start(), range(2)))
+    made = [k for k in keys if k is not None]
+    assert len(made) == 1
+    assert (tmp_path / "data" / "admin.key").read_text().strip() == made[0]
+    apps = [create_app(settings) for _ in range(2)]
+    now = datetime.now(UTC)
+    ticket = apps[0].state.tickets.issue("door", now)
+    assert apps[1].state.tickets.verify(ticket.value, "door", now)
