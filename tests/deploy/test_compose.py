@@ -119,3 +119,36 @@ def test_dockerfile_copies_only_what_exists_and_is_not_ignored() -> None:
         for source in line.split()[1:-1]:
             assert (REPO / source).exists(), source
             assert source.rstrip("/") in allowed, f"{source} is excluded by .dockerignore"
+
+
+def test_api_replicas_share_database_redis_and_data() -> None:
+    """Every API replica: one PostgreSQL, one Redis (the one LiveKit uses, another db
+    number), one data volume; settings that app/settings.py accepts; own port, listed
+    (commented) in nginx's upstreams."""
+    replicas = [s for s in SERVICES.values() if s.get("image") == "livecam-api:local"]
+    assert len(replicas) == 2
+    envs = [r["environment"] for r in replicas]
+    for env in envs:
+        Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            DATABASE_URL=env["DATABASE_URL"].replace("${POSTGRES_PASSWORD:?", "x${"),
+            LIVECAM_REDIS_URL=env["LIVECAM_REDIS_URL"],
+            LIVEKIT_API_KEY=env["LIVEKIT_API_KEY"],
+            LIVEKIT_API_SECRET="s" * 32,
+        )
+    for name in ("DATABASE_URL", "LIVECAM_REDIS_URL", "LIVECAM_DATA", "LIVEKIT_PUBLIC_URL"):
+        assert len({env[name] for env in envs}) == 1, name
+    assert len({env["LIVECAM_PORT"] for env in envs}) == 2
+    assert len({tuple(r["volumes"]) for r in replicas}) == 1
+    assert envs[0]["DATABASE_URL"].startswith("postgresql+psycopg://livecam:")
+    assert "@127.0.0.1:5432/livecam" in envs[0]["DATABASE_URL"]
+    pg = SERVICES["postgres"]
+    assert pg["environment"]["POSTGRES_USER"] == "livecam"
+    assert pg["environment"]["POSTGRES_DB"] == "livecam"
+    redis_port = SERVICES["redis"]["command"][SERVICES["redis"]["command"].index("--port") + 1]
+    assert envs[0]["LIVECAM_REDIS_URL"].startswith(f"redis://127.0.0.1:{redis_port}/")
+    assert SERVICES["livekit"]["command"][-1] == f"127.0.0.1:{redis_port}"
+    nginx = (REPO / "nginx/livecam.conf").read_text()
+    second = envs[1]["LIVECAM_PORT"]
+    assert f"# server 127.0.0.1:{second};" in nginx
+    assert f"# server 127.0.0.1:{second} backup;" in nginx
