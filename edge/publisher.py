@@ -56,6 +56,12 @@ class LiveKitPublisher:
     #: How often LiveKit's encoder feedback (keyframe requests) is read. A plain sleep,
     #: not a wait on an event, keeps this loop nearly free on a Pi Zero.
     FEEDBACK_POLL_S = 0.1
+    #: What the track may send. The camera already encoded the stream, so this never
+    #: touches picture quality; it sets libwebrtc's pacing rate and bandwidth allocation.
+    #: Its default for 1080p (about 3 Mbit/s) paces a camera's 5 Mbit/s stream, and a
+    #: keyframe then queues for ~100 ms and delays the frames behind it.
+    MAX_BITRATE_BPS = 20_000_000
+    MAX_FRAMERATE = 60.0
     #: Keyframe requests closer together than this are merged (IDRs are expensive).
     KEYFRAME_MIN_INTERVAL_S = 0.5
 
@@ -195,6 +201,9 @@ class LiveKitPublisher:
                 video_codec=rtc.VideoCodec.H264,
                 video_encoder=rtc.VideoEncoderBackend.ENCODER_BACKEND_PRE_ENCODED,
                 simulcast=False,
+                video_encoding=rtc.VideoEncoding(
+                    max_bitrate=self.MAX_BITRATE_BPS, max_framerate=self.MAX_FRAMERATE
+                ),
                 frame_metadata_features=[
                     rtc.FrameMetadataFeature.FMF_USER_TIMESTAMP,
                     rtc.FrameMetadataFeature.FMF_FRAME_ID,
