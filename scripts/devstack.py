@@ -155,16 +155,17 @@ class LiveKit:
     api_key: str
     api_secret: str
     process: ManagedProcess
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
         """WebSocket URL for clients."""
-        return f"ws://127.0.0.1:{self.port}"
+        return f"ws://{self.host}:{self.port}"
 
     @property
     def http_url(self) -> str:
         """HTTP URL (health, Twirp API)."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
         """Start (or restart after stop/kill) on the same ports and wait until it answers."""
@@ -187,12 +188,15 @@ def start_livekit(
     udp_start: int | None = None,
     redis_address: str | None = None,
     name: str = "livekit",
+    host: str = "127.0.0.1",
 ) -> LiveKit:
     """Render webrtc/livekit-dev.yaml with free ports and start the pinned server.
 
     ``redis_address`` (host:port): multi-node mode; every node given the same Redis and
     keys forms one cluster (rooms are placed on a node, signalling reaches it from any).
-    ``name`` names its config and log files, for several nodes in one ``workdir``."""
+    ``name`` names its config and log files, for several nodes in one ``workdir``.
+    ``host``: the address it listens on and announces (another host's view of it, as
+    from a network namespace)."""
     api_key = api_key or "dev" + secrets.token_hex(4)
     api_secret = api_secret or secrets.token_urlsafe(32)
     port = port or free_tcp_port()
@@ -211,6 +215,9 @@ def start_livekit(
     )
     if redis_address:
         config += f"redis:\n  address: {redis_address}\n"
+    if host != "127.0.0.1":
+        config = config.replace("  - 127.0.0.1\n", f"  - {host}\n", 1)
+        config = config.replace("node_ip: 127.0.0.1", f"node_ip: {host}", 1)
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / f"{name}.yaml"
     config_path.write_text(config)
@@ -221,7 +228,7 @@ def start_livekit(
         workdir / f"{name}.log",
         env,
     )
-    lk = LiveKit(port, tcp_port, udp_start, api_key, api_secret, proc)
+    lk = LiveKit(port, tcp_port, udp_start, api_key, api_secret, proc, host)
     lk.start()
     return lk
 
@@ -234,11 +241,12 @@ class Api:
     data_dir: Path
     process: ManagedProcess
     admin_key: str = ""
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
         """Base URL."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
         """Start (or restart) and wait for /api/health; reads the bootstrap admin key."""
@@ -290,6 +298,7 @@ def start_api(
     public_url: str | None = None,
     extra_env: dict[str, str] | None = None,
     name: str = "api",
+    host: str = "127.0.0.1",
 ) -> Api:
     """Start the API server against ``livekit``; ``extra_env``: more settings (a replica's
     DATABASE_URL and LIVECAM_REDIS_URL, say); ``name`` names its log."""
@@ -297,9 +306,9 @@ def start_api(
         name,
         [sys.executable, "-m", "app"],
         workdir / f"{name}.log",
-        {**api_env(data_dir, livekit, port, public_url), **(extra_env or {})},
+        {**api_env(data_dir, livekit, port, public_url), "LIVECAM_HOST": host, **(extra_env or {})},
     )
-    api = Api(port, data_dir, proc)
+    api = Api(port, data_dir, proc, host=host)
     api.start()
     return api
 
