@@ -6,7 +6,8 @@ Everything real, on this machine: PostgreSQL and Redis (Debian's), one livekit-s
 two API replicas sharing them, and one edge process with two cameras running inside a
 network namespace of its own (``ip netns``, a veth pair), so its network can be cut like
 a Wi-Fi outage. The cameras loop a recorded scene in which a visitor comes and goes every
-16 s, which makes motion events; the edge records continuously and cuts a clip per event. An SSE client follows each replica (reconnecting with Last-Event-ID).
+16 s, which makes motion events; the edge records continuously and cuts a clip per
+event. An SSE client follows each replica (reconnecting with Last-Event-ID).
 
 Faults, at fixed shares of the run: restart livekit-server; restart the API replica the
 edge talks to; restart Redis; cut the edge's network for ``--cut-s``; restart the other
