@@ -6,7 +6,7 @@ Everything real, on this machine: PostgreSQL and Redis (Debian's), one livekit-s
 two API replicas sharing them, and one edge process with two cameras running inside a
 network namespace of its own (``ip netns``, a veth pair), so its network can be cut like
 a Wi-Fi outage. The cameras loop a recorded scene in which a visitor comes and goes every
-16 s, which makes motion events; the edge records continuously and cuts a clip per
+44 s, which makes motion events; the edge records continuously and cuts a clip per
 event. An SSE client follows each replica (reconnecting with Last-Event-ID).
 
 Faults, at fixed shares of the run: restart livekit-server; restart the API replica the
@@ -57,7 +57,7 @@ from scripts.devstack import (
 from scripts.media import make_scene_clip
 from scripts.viewer import Viewer
 
-CLIP = CACHE / "soak-visitor-640x480.mp4"
+CLIP = CACHE / "soak-visitor-640x480-44s.mp4"
 EVENT_STARTED = re.compile(r"event started camera=(\S+) event=(\S+)")
 EVENT_ENDED = re.compile(r"event ended camera=(\S+) event=(\S+)")
 MAX_GAP_S = 1.0
@@ -167,7 +167,11 @@ def ensure_clip() -> Path:
         visitor[:, :] = (200, 60, 40)
         visitor[20:60, 30:70] = (230, 200, 170)
         tmp = CLIP.with_suffix(".tmp.mp4")
-        make_scene_clip(tmp, visitor, width=640, height=480, fps=15)
+        # Long empty stretches: the motion background settles between visits, so each
+        # visit is an event of its own.
+        make_scene_clip(
+            tmp, visitor, width=640, height=480, fps=15, empty_s=20, visit_s=4, after_s=20
+        )
         tmp.rename(CLIP)
     return CLIP
 
