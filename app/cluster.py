@@ -72,7 +72,6 @@ class ClusterLink:
         #: Whether the last attempt to reach Redis worked (for /api/health).
         self.connected = False
         self._lost_outgoing = False
-        self._subscribed = asyncio.Event()
 
     # -- wiring ----------------------------------------------------------------------
 
@@ -91,12 +90,6 @@ class ClusterLink:
             asyncio.create_task(self._listen_loop(), name="cluster-listen"),
         ]
         log.info("cluster link started", extra={"redis": redacted(self.url), "node": self.node_id})
-
-    async def wait_subscribed(self, timeout: float) -> bool:
-        """Whether the listener is subscribed within ``timeout`` seconds."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._subscribed.wait(), timeout)
-        return self._subscribed.is_set()
 
     async def aclose(self) -> None:
         """Stops both tasks and disconnects; local fan-out keeps working."""
@@ -189,7 +182,6 @@ class ClusterLink:
             try:
                 await pubsub.subscribe(self.channel)
                 self.connected = True
-                self._subscribed.set()
                 if not first:
                     log.info("cluster link subscribed again; catching up", extra={})
                     # Whatever was published while we were away is lost to pub/sub.
@@ -207,7 +199,6 @@ class ClusterLink:
                         extra={"redis": redacted(self.url), "error": str(exc) or repr(exc)},
                     )
                 self.connected = False
-                self._subscribed.clear()
                 first = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)

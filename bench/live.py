@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,20 @@ def cpu_percent_of(proc: psutil.Process, seconds: float) -> float:
     start_cpu, start = total(), time.monotonic()
     time.sleep(seconds)
     return 100.0 * (total() - start_cpu) / (time.monotonic() - start)
+
+
+def sample_cpu(procs: dict[str, psutil.Process], seconds: float) -> dict[str, float]:
+    """CPU % of one core of each process, over the same window."""
+    results: dict[str, float] = {}
+    threads = [
+        threading.Thread(target=lambda k=k, p=p: results.__setitem__(k, cpu_percent_of(p, seconds)))
+        for k, p in procs.items()
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
 
 
 def ffmpeg_cpu(path: Path, seconds: float, output: list[str]) -> float:

@@ -28,8 +28,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.live import CACHE
-from bench.peers import sample_cpu
+from bench.live import CACHE, sample_cpu
 from scripts.devstack import EdgeCamera, Stack, create_camera, running_stack, start_edge
 from scripts.devstack import write_edge_config as write_config
 from scripts.media import make_h264_file

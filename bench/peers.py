@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,12 +38,13 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.live import CACHE, cpu_percent_of
+from bench.live import CACHE, sample_cpu
 from scripts.devstack import (
     ROOT,
     EdgeCamera,
     ManagedProcess,
     Stack,
+    built_binary,
     create_camera,
     free_tcp_port,
     free_udp_range,
@@ -119,16 +118,7 @@ def latencies(samples: list[list[float]], sent: dict[int, list[float]]) -> list[
 
 def go2rtc_binary() -> str:
     """The pinned go2rtc, built once by scripts/setup-go2rtc.sh."""
-    env = os.environ.get("GO2RTC_BIN")
-    if env:
-        return env
-    out = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "setup-go2rtc.sh")],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    return out.stdout.strip().splitlines()[-1]
+    return built_binary("GO2RTC_BIN", ROOT / "scripts" / "setup-go2rtc.sh")
 
 
 @dataclass
@@ -366,20 +356,6 @@ def measure(
     return Figures(name, lat, ttffs, cpu["publish"], cpu["viewers"], len(watched["samples"]))
 
 
-def sample_cpu(procs: dict[str, psutil.Process], seconds: float) -> dict[str, float]:
-    """CPU % of one core of each process, over the same window."""
-    results: dict[str, float] = {}
-    threads = [
-        threading.Thread(target=lambda k=k, p=p: results.__setitem__(k, cpu_percent_of(p, seconds)))
-        for k, p in procs.items()
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
-
-
 def livecam_camera(stack: Stack, camera_url: str) -> tuple[str, ManagedProcess]:
     cam_id, cred = create_camera(stack.api, "peers")
     config = write_edge_config(
@@ -436,7 +412,7 @@ def report(ours: Figures, peer: Figures) -> bool:
                 percentile(f.ttff, 95) if f.ttff else float("nan"),
                 sum(f.cpu_publish.values()),
                 sum(f.cpu_viewers.values()),
-                len(f.latency),
+                f.frames,
             )
         )
     print(

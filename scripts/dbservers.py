@@ -22,16 +22,11 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from scripts.devstack import ManagedProcess, StackError, free_tcp_port
 
 PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-
-
-def _accepts(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass
@@ -134,31 +129,27 @@ class Postgres:
         """Stop (fast shutdown; idempotent)."""
         self.process.stop(timeout=30.0, sig=2)  # SIGINT: PostgreSQL's "fast" shutdown
 
-    def _ready(self) -> bool:
+    def _admin_connection(self) -> Any:
+        """A connection to the cluster's ``postgres`` database (autocommit)."""
         import psycopg
 
-        with psycopg.connect(
+        return psycopg.connect(
             host="127.0.0.1",
             port=self.port,
             user=self.user,
             password=self.password,
             dbname="postgres",
             connect_timeout=2,
-        ):
+            autocommit=True,
+        )
+
+    def _ready(self) -> bool:
+        with self._admin_connection():
             return True
 
     def create_database(self, name: str) -> str:
         """Another empty database in this cluster; its URL."""
-        import psycopg
-
-        with psycopg.connect(
-            host="127.0.0.1",
-            port=self.port,
-            user=self.user,
-            password=self.password,
-            dbname="postgres",
-            autocommit=True,
-        ) as conn:
+        with self._admin_connection() as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url.rsplit("/", 1)[0] + "/" + name
 

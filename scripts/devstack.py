@@ -58,15 +58,19 @@ def free_udp_range(count: int, low: int = 30000, high: int = 60000) -> int:
     raise StackError(f"no {count} consecutive free UDP ports")
 
 
-def livekit_binary() -> str:
-    """The pinned livekit-server, built on first use by webrtc/install-livekit.sh."""
-    env_bin = os.environ.get("LIVEKIT_SERVER_BIN")
+def built_binary(env_var: str, setup_script: Path) -> str:
+    """A pinned program: ``$env_var`` when it names a file, else what ``setup_script``
+    (which builds it into the cache once) prints last on stdout."""
+    env_bin = os.environ.get(env_var)
     if env_bin and Path(env_bin).is_file():
         return env_bin
-    out = subprocess.run(
-        [str(ROOT / "webrtc" / "install-livekit.sh")], check=True, capture_output=True, text=True
-    )
+    out = subprocess.run(["bash", str(setup_script)], check=True, stdout=subprocess.PIPE, text=True)
     return out.stdout.strip().splitlines()[-1]
+
+
+def livekit_binary() -> str:
+    """The pinned livekit-server, built on first use by webrtc/install-livekit.sh."""
+    return built_binary("LIVEKIT_SERVER_BIN", ROOT / "webrtc" / "install-livekit.sh")
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,21 +17,12 @@ from typing import Any
 
 import httpx
 
-from scripts.devstack import ROOT, ManagedProcess, free_tcp_port
+from scripts.devstack import ROOT, ManagedProcess, built_binary, free_tcp_port
 
 
 def versitygw_binary() -> str:
     """Path of versitygw: $VERSITYGW_BIN, else built (once) by scripts/setup-s3.sh."""
-    env = os.environ.get("VERSITYGW_BIN")
-    if env:
-        return env
-    out = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "setup-s3.sh")],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    return out.stdout.strip().splitlines()[-1]
+    return built_binary("VERSITYGW_BIN", ROOT / "scripts" / "setup-s3.sh")
 
 
 @dataclass

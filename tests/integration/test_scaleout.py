@@ -17,7 +17,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -50,7 +50,6 @@ class Cluster:
     nginx: Nginx
     camera: str
     edge: ManagedProcess
-    events_sent: list[str] = field(default_factory=list)
 
     def client(self, base: str | None = None) -> httpx.Client:
         """Admin client for nginx (default) or one replica."""
