@@ -19,6 +19,7 @@ from av.bitstream import BitStreamFilterContext
 
 from edge.h264 import AccessUnitReader
 from edge.sources.base import CapturedFrame, FatalSourceError, FrameSink, SourceError, wall_us
+from edge.sources.clock import SourceClock
 
 log = logging.getLogger("edge.sources.demux")
 
@@ -106,8 +107,10 @@ def redact(text: str) -> str:
 class LiveDemuxPump:
     """Relays a live demuxed stream (RTSP, V4L2) to a sink until it stops or fails.
 
-    Live inputs set their own pace, so frames go out as they arrive, stamped with the
-    arrival time. The frame counter survives reconnects so indices keep increasing.
+    Live inputs set their own pace, so frames go out as they arrive. Their capture time
+    is the input's own timestamp mapped onto the wall clock (`SourceClock`), so uneven
+    delivery does not make an uneven timeline. The frame counter survives reconnects so
+    indices keep increasing.
     """
 
     def __init__(self, name: str) -> None:
@@ -119,13 +122,15 @@ class LiveDemuxPump:
     ) -> None:
         """Read until ``stop``; raise SourceError when the input fails or ends."""
         reader = AccessUnitReader(name=self.name)
+        clock = SourceClock(self.name)  # a new connection has a new timeline
         try:
             for packet in annexb_packets(container, stream):
                 if stop.is_set():
                     return
                 au = reader.push_access_unit(packet.data)
                 if au is not None:
-                    sink(CapturedFrame(au=au, capture_us=wall_us(), index=self.index))
+                    stamp = clock.stamp(packet.pts_s, wall_us())
+                    sink(CapturedFrame(au=au, capture_us=stamp, index=self.index))
                     self.index += 1
         except OSError as exc:  # av.error.FFmpegError subclasses OSError
             raise SourceError(redact(f"{self.name}: {label} failed: {exc}")) from exc
