@@ -179,6 +179,9 @@ streams:
 PAGE_JS = """
 async ({kind, url, token, tokens, seconds, watch, count}) => {
   const wall = () => performance.timeOrigin + performance.now();
+  // The dashboard loads livekit-client with the page, before anyone clicks a camera.
+  const lk = kind === 'go2rtc' ? null : await import('/assets/vendor/livekit-client.esm.mjs');
+  const phases = {};
   const conns = [];
   let receiver = null;
   async function connect(i) {
@@ -194,15 +197,20 @@ async ({kind, url, token, tokens, seconds, watch, count}) => {
       });
       const resp = await fetch(url, {method: 'POST', body: pc.localDescription.sdp});
       await pc.setRemoteDescription({type: 'answer', sdp: await resp.text()});
+      phases.connected = wall();
       conns.push(() => pc.close());
       receiver = pc.getReceivers()[0];
       return await track;
     }
-    const lk = await import('/assets/vendor/livekit-client.esm.mjs');
     const room = new lk.Room({adaptiveStream: false, dynacast: false});
     const track = new Promise(r => room.on(lk.RoomEvent.TrackSubscribed,
-      t => { if (t.kind === 'video') { receiver = t.receiver; r(t.mediaStreamTrack); } }));
+      t => {
+        if (t.kind === 'video') {
+          phases.subscribed = wall(); receiver = t.receiver; r(t.mediaStreamTrack);
+        }
+      }));
     await room.connect(url, tokens ? tokens[i] : token, {autoSubscribe: true});
+    phases.connected = wall();
     conns.push(() => room.disconnect());
     return await track;
   }
@@ -267,7 +275,7 @@ async ({kind, url, token, tokens, seconds, watch, count}) => {
   const stats = await inbound();
   conns.forEach(c => c());
   video.remove();
-  return {started, first, samples, stats};
+  return {started, first, samples, stats, phases};
 }
 """
 
@@ -339,10 +347,20 @@ def measure(
     lat = latencies(watched["samples"], sent)
     print(f"peers: {name}: receiver stats {watched.get('stats')}", file=sys.stderr)
     ttffs = []
+    phases: dict[str, list[float]] = {}
     for _ in range(args.ttff_runs):
         run = browser.run(origin, {**connect_args(), "seconds": 0.2, "watch": True})
         if run["first"] is not None:
             ttffs.append((run["first"] - run["started"]) / 1000)
+            for phase, at in run["phases"].items():
+                phases.setdefault(phase, []).append((at - run["started"]) / 1000)
+    print(
+        f"peers: {name}: time to first frame "
+        + ", ".join(f"{t:.2f}" for t in ttffs)
+        + " s; phases (median s): "
+        + ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in phases.items()),
+        file=sys.stderr,
+    )
     cpu: dict[str, dict[str, float]] = {}
     for label, count in (("publish", 1), ("viewers", args.viewers)):
         print(f"peers: {name}: CPU with {count} receiver(s)", file=sys.stderr)

@@ -152,3 +152,11 @@ def test_api_replicas_share_database_redis_and_data() -> None:
     second = envs[1]["LIVECAM_PORT"]
     assert f"# server 127.0.0.1:{second};" in nginx
     assert f"# server 127.0.0.1:{second} backup;" in nginx
+
+
+def test_both_livekit_configs_ask_viewers_for_zero_playout_delay() -> None:
+    # bench/peers: the playout-delay extension (0/0) is what brings livecam's glass-to-glass
+    # latency to go2rtc's; the dev config (tests, demo, benchmarks) must match production.
+    dev = yaml.safe_load((REPO / "webrtc/livekit-dev.yaml").read_text().replace("${", "x{"))
+    for config in (LIVEKIT, dev):
+        assert config["room"]["playout_delay"] == {"enabled": True, "min": 0, "max": 0}
