@@ -85,7 +85,12 @@ class CameraRunner:
         self.stall_timeout_s = stall_timeout_s
         self.detect = detect or DetectSettings()
         self.meter = RateMeter()
-        self.publisher = LiveKitPublisher(camera_id, server.edge_token, source.request_keyframe)
+        self.publisher = LiveKitPublisher(
+            camera_id,
+            server.edge_token,
+            source.request_keyframe,
+            can_force_keyframe=source.can_force_keyframe,
+        )
         state_dir = data_dir / camera_id
         # Masks saved by the last run apply from the first picture, server or not.
         self.zones = ZoneState(camera_id, state_dir / "zones.json")
