@@ -348,17 +348,21 @@ def measure(
     print(f"peers: {name}: receiver stats {watched.get('stats')}", file=sys.stderr)
     ttffs = []
     phases: dict[str, list[float]] = {}
+    firsts: list[int] = []
     for _ in range(args.ttff_runs):
         run = browser.run(origin, {**connect_args(), "seconds": 0.2, "watch": True})
         if run["first"] is not None:
             ttffs.append((run["first"] - run["started"]) / 1000)
+            firsts.append(int(run["samples"][0][0]))
             for phase, at in run["phases"].items():
                 phases.setdefault(phase, []).append((at - run["started"]) / 1000)
     print(
         f"peers: {name}: time to first frame "
         + ", ".join(f"{t:.2f}" for t in ttffs)
         + " s; phases (median s): "
-        + ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in phases.items()),
+        + ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in phases.items())
+        # A keyframe every FPS frames: a first frame off that grid was decoded without one.
+        + f"; first frames shown {firsts} ({sum(n % FPS == 0 for n in firsts)} keyframes)",
         file=sys.stderr,
     )
     cpu: dict[str, dict[str, float]] = {}
