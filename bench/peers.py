@@ -1,7 +1,7 @@
 """livecam side by side with go2rtc (what Frigate and Home Assistant use for live view),
 in one run, on the same input and the same receiver.
 
-    ./run bench peers [--seconds 15] [--ttff-runs 5] [--viewers 10]
+    ./run bench peers [--seconds 15] [--ttff-runs 10] [--viewers 10]
 
 The input: one pre-encoded 1080p30 H.264 clip (5 Mbit/s, a keyframe a second, the frame
 number drawn as a bar code in every picture), looped and paced in real time by a pacer
@@ -16,10 +16,11 @@ The receiver for both is headless Chromium (Debian's), one video element, readin
 frame's number from its pixels in requestVideoFrameCallback. Glass-to-glass latency is
 the time Chromium presents frame N minus the time the pacer sent frame N (same clock).
 Time to first frame: from opening the connection (go2rtc: the WebRTC offer; livecam:
-Room.connect with a fresh token) to the first presented frame. CPU: of go2rtc, and of
-the edge and livekit-server, over the same window, with 1 and with ``--viewers``
-receivers (connections in one page that receive but do not decode). The edge runs with
-detection and recording off: go2rtc does neither, and this compares live view alone.
+Room.connect with a fresh token) to the first presented frame, with run k of n started
+k/n of a GOP after a keyframe (both systems wait for the camera's next keyframe).
+CPU: of go2rtc, and of the edge and livekit-server, over the same window, with 1 and with
+``--viewers`` receivers (connections in one page that receive but do not decode). The edge
+runs with detection and recording off: go2rtc does neither; this compares live view alone.
 """
 
 from __future__ import annotations
@@ -103,6 +104,24 @@ def read_pacer_log(log: Path) -> dict[int, list[float]]:
     return sent
 
 
+def gop_phase(log: Path, phase: float, margin_ms: float = 1500.0) -> float:
+    """The next wall time (ms), at least ``margin_ms`` away, that lies ``phase`` (0..1) of
+    a GOP after a keyframe the pacer sent.
+
+    A new viewer of an RTSP camera waits for the camera's next keyframe, so time to first
+    frame depends on where in the GOP it connects. Runs one after another lock onto one
+    phase (a run that lasts about a GOP meets the next keyframe at once, every time).
+    Starting run k of n at phase k/n gives both systems the same, evenly spread phases.
+    """
+    sent = read_pacer_log(log)
+    keyframe = max(t for index, times in sent.items() if index % FPS == 0 for t in times)
+    gop_ms = 1000.0
+    start = keyframe + phase * gop_ms
+    while start < time.time() * 1000 + margin_ms:
+        start += gop_ms
+    return start
+
+
 def latencies(samples: list[list[float]], sent: dict[int, list[float]]) -> list[float]:
     """Presented (frame number, wall ms) samples → latency ms (latest send before it)."""
     out = []
@@ -177,7 +196,7 @@ streams:
 # livekit-client with the viewer token), then, when ``watch``, presents the track in a
 # video element and reads each frame's bar code: [[frame number, wall ms], ...].
 PAGE_JS = """
-async ({kind, url, token, tokens, seconds, watch, count}) => {
+async ({kind, url, token, tokens, seconds, watch, count, startAt}) => {
   const wall = () => performance.timeOrigin + performance.now();
   // The dashboard loads livekit-client with the page, before anyone clicks a camera.
   const lk = kind === 'go2rtc' ? null : await import('/assets/vendor/livekit-client.esm.mjs');
@@ -235,6 +254,7 @@ async ({kind, url, token, tokens, seconds, watch, count}) => {
     });
     return out;
   }
+  if (startAt) await new Promise(r => setTimeout(r, Math.max(0, startAt - wall())));
   const started = wall();
   if (!watch) {
     for (let i = 0; i < count; i++) await connect(i);
@@ -349,8 +369,11 @@ def measure(
     ttffs = []
     phases: dict[str, list[float]] = {}
     firsts: list[int] = []
-    for _ in range(args.ttff_runs):
-        run = browser.run(origin, {**connect_args(), "seconds": 0.2, "watch": True})
+    for run_index in range(args.ttff_runs):
+        start_at = gop_phase(sent_log, run_index / args.ttff_runs)
+        run = browser.run(
+            origin, {**connect_args(), "seconds": 0.2, "watch": True, "startAt": start_at}
+        )
         if run["first"] is not None:
             ttffs.append((run["first"] - run["started"]) / 1000)
             firsts.append(int(run["samples"][0][0]))
@@ -545,7 +568,7 @@ def main() -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--ttff-runs", type=int, default=5)
+    parser.add_argument("--ttff-runs", type=int, default=10)
     parser.add_argument("--viewers", type=int, default=10)
     return run(parser.parse_args())
 
