@@ -31,31 +31,59 @@ class StackError(RuntimeError):
     """A process of the stack failed to start; the message includes its log's tail."""
 
 
-def free_tcp_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def server_port_window() -> tuple[int, int]:
+    """Where servers started here get their ports: below the kernel's ephemeral range.
+
+    A port the kernel hands out for ``bind(0)`` comes from the ephemeral range, which
+    outgoing connections draw from too. Between picking such a port and the server
+    binding it, a client socket (a browser, 50 subscribers) may take it, and the server
+    dies with "address already in use" (seen in bench/load). Ports below the range are
+    never taken that way.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return (10000, low) if low > 12000 else (low, 65535)
 
 
-def free_udp_range(count: int, low: int = 30000, high: int = 60000) -> int:
-    """The first port of ``count`` consecutive UDP ports that are all free."""
+_HANDED_OUT: set[int] = set()  # never give one port to two servers of this process
+
+
+def _free(kind: socket.SocketKind, count: int) -> int:
+    low, high = server_port_window()
     rng = secrets.SystemRandom()
-    for _ in range(200):
+    for _ in range(500):
         start = rng.randrange(low, high - count)
+        ports = range(start, start + count)
+        if _HANDED_OUT.intersection(ports):
+            continue
         socks: list[socket.socket] = []
         try:
-            for port in range(start, start + count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            for port in ports:
+                s = socket.socket(socket.AF_INET, kind)
                 socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return start
+                # Probe every address: livekit-server binds its ICE/TCP port on all of them.
+                s.bind(("0.0.0.0", port))  # noqa: S104
         except OSError:
             continue
         finally:
             for s in socks:
                 s.close()
-    raise StackError(f"no {count} consecutive free UDP ports")
+        _HANDED_OUT.update(ports)
+        return start
+    raise StackError(f"no {count} consecutive free {kind.name} ports in {low}-{high}")
+
+
+def free_tcp_port() -> int:
+    """A TCP port free right now, outside the ephemeral range (see server_port_window)."""
+    return _free(socket.SOCK_STREAM, 1)
+
+
+def free_udp_range(count: int) -> int:
+    """The first of ``count`` consecutive UDP ports that are all free, outside the
+    ephemeral range."""
+    return _free(socket.SOCK_DGRAM, count)
 
 
 def built_binary(env_var: str, setup_script: Path) -> str:
