@@ -39,7 +39,8 @@ from edge.events.outbox import Depth, Outbox
 from edge.events.pipeline import DetectSettings, EventPipeline
 from edge.jpeg import JpegTap
 from edge.metrics import ProcessCpu, RateMeter, cpu_temperature_c
-from edge.publisher import LiveKitPublisher
+from edge.pion_publisher import PionPublisher
+from edge.publisher import LiveKitPublisher, Publisher
 from edge.record.clips import ClipCutter, ClipFile
 from edge.record.recorder import Recorder
 from edge.record.settings import RecordSettings
@@ -77,6 +78,7 @@ class CameraRunner:
         record: RecordSettings | None = None,
         upload_bucket: TokenBucket | None = None,
         upload_chunk_bytes: int = 1 << 20,
+        pionpub: Path | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.source = source
@@ -85,11 +87,16 @@ class CameraRunner:
         self.stall_timeout_s = stall_timeout_s
         self.detect = detect or DetectSettings()
         self.meter = RateMeter()
-        self.publisher = LiveKitPublisher(
-            camera_id,
-            server.edge_token,
-            source.request_keyframe,
-            can_force_keyframe=source.can_force_keyframe,
+        # pionpub given: publish through it (config `publisher = "pion"`), else libwebrtc.
+        self.publisher: Publisher = (
+            PionPublisher(camera_id, server.edge_token, source.request_keyframe, binary=pionpub)
+            if pionpub is not None
+            else LiveKitPublisher(
+                camera_id,
+                server.edge_token,
+                source.request_keyframe,
+                can_force_keyframe=source.can_force_keyframe,
+            )
         )
         state_dir = data_dir / camera_id
         # Masks saved by the last run apply from the first picture, server or not.

@@ -19,6 +19,7 @@ from edge.detect import load_detector
 from edge.detect.types import ObjectDetector
 from edge.logs import setup_logging
 from edge.metrics import ProcessCpu
+from edge.pion_publisher import PionUnavailable, pionpub_binary
 from edge.sources import create_source
 from edge.uplink import ServerClient, ServerError, enroll
 from edge.uploads.ratelimit import TokenBucket
@@ -29,8 +30,11 @@ log = logging.getLogger("edge")
 DEFAULT_CONFIG = os.environ.get("LIVECAM_EDGE_CONFIG", "edge.toml")
 
 
-async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None) -> None:
-    """Serve every camera in ``config`` until ``stop`` (or SIGINT/SIGTERM)."""
+async def run_edge(
+    config: EdgeConfig, stop: asyncio.Event | None = None, *, pionpub: Path | None = None
+) -> None:
+    """Serve every camera in ``config`` until ``stop`` (or SIGINT/SIGTERM); ``pionpub``:
+    publish through that program instead of libwebrtc."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     # Signal handlers belong to the main thread (tests may run the edge in another one).
@@ -58,14 +62,16 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None) -> Non
             record=cam.record,
             upload_bucket=upload_bucket,
             upload_chunk_bytes=config.upload_chunk_kb * 1024,
+            pionpub=pionpub,
         )
         for cam in config.cameras
     ]
     log.info(
-        "edge starting cameras=%s server=%s data_dir=%s",
+        "edge starting cameras=%s server=%s data_dir=%s publisher=%s",
         ",".join(c.id for c in config.cameras),
         config.server,
         config.data_dir,
+        f"pion ({pionpub})" if pionpub else "libwebrtc",
     )
     # systemd Type=notify: READY=1 and watchdog pings (edge/watchdog.py); no-op otherwise.
     await asyncio.gather(
@@ -145,7 +151,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     setup_logging(args.log_level or config.log_level)
     try:
-        asyncio.run(run_edge(config))
+        pionpub = pionpub_binary() if config.publisher == "pion" else None
+    except PionUnavailable as exc:
+        print(f"config error: {args.config}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(run_edge(config, pionpub=pionpub))
     except ValueError as exc:  # a source option the source refuses
         log.error("cannot start error=%s", exc)
         return 2

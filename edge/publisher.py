@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from livekit import rtc
 
@@ -48,6 +49,20 @@ class PublisherStats:
     frames_dropped: int = 0  # while not connected, or waiting for a keyframe, or refused
     keyframe_requests: int = 0
     connects: int = 0
+
+
+class Publisher(Protocol):
+    """What a camera runner needs of a publisher (libwebrtc here, pion in pion_publisher)."""
+
+    state: PublisherState
+    last_error: str | None
+    stats: PublisherStats
+
+    def on_frame(self, frame: CapturedFrame) -> None:
+        """Take one access unit from the source thread, without blocking it."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stay published until ``stop`` is set."""
 
 
 class LiveKitPublisher:

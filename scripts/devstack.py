@@ -419,13 +419,24 @@ def write_edge_config(path: Path, server: str, cameras: list[EdgeCamera], **extr
     return path
 
 
-def start_edge(workdir: Path, config: Path, name: str = "edge") -> ManagedProcess:
-    """Start `python -m edge run --config ...`."""
+def pionpub_binary() -> str:
+    """The edge's pion publisher (edge/pionpub), built once by scripts/setup-pionpub.sh."""
+    return built_binary("LIVECAM_PIONPUB_BIN", ROOT / "scripts" / "setup-pionpub.sh")
+
+
+def start_edge(
+    workdir: Path, config: Path, name: str = "edge", *, publisher: str = "libwebrtc"
+) -> ManagedProcess:
+    """Start `python -m edge run --config ...`; ``publisher`` "pion" builds pionpub first
+    and hands it over (the config must say ``publisher = "pion"`` too)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if publisher == "pion":
+        env["LIVECAM_PIONPUB_BIN"] = pionpub_binary()
     proc = ManagedProcess(
         name,
         [sys.executable, "-m", "edge", "run", "--config", str(config)],
         workdir / f"{name}.log",
-        {**os.environ, "PYTHONUNBUFFERED": "1"},
+        env,
     )
     proc.start()
     return proc

@@ -27,8 +27,10 @@ def start_cameras(stack: Stack, tmp_path: Path) -> Iterator[EdgeFactory]:
     """Create cameras in the API and run one edge process publishing them."""
     started: list[ManagedProcess] = []
 
-    def _start(*sources: dict[str, Any], name: str = "edge") -> tuple[list[str], ManagedProcess]:
-        ids, edge = start_edge_cameras(stack, tmp_path, sources, name=name)
+    def _start(
+        *sources: dict[str, Any], name: str = "edge", publisher: str = "libwebrtc"
+    ) -> tuple[list[str], ManagedProcess]:
+        ids, edge = start_edge_cameras(stack, tmp_path, sources, name=name, publisher=publisher)
         started.append(edge)
         return ids, edge
 

@@ -31,17 +31,23 @@ def start_edge_cameras(
     *,
     name: str = "edge",
     names: Sequence[str] | None = None,
+    publisher: str = "libwebrtc",
 ) -> tuple[list[str], ManagedProcess]:
-    """Create one camera per source in the API and run one edge process publishing them."""
+    """Create one camera per source in the API and run one edge process publishing them
+    (through ``publisher``: "libwebrtc" or "pion")."""
     cams = []
     for i, source in enumerate(sources):
         label = names[i] if names else f"{source['kind']} camera {i}"
         cam_id, cred = create_camera(stack.api, label)
         cams.append(EdgeCamera(cam_id, cred, source))
     config = write_edge_config(
-        workdir / f"{name}.toml", stack.api.url, cams, heartbeat_interval_s=1.0
+        workdir / f"{name}.toml",
+        stack.api.url,
+        cams,
+        heartbeat_interval_s=1.0,
+        publisher=publisher,
     )
-    edge = start_edge(workdir, config, name=name)
+    edge = start_edge(workdir, config, name=name, publisher=publisher)
     stack.edges.append(edge)
     return [c.camera_id for c in cams], edge
 

@@ -90,3 +90,25 @@ def test_an_unusable_data_dir_is_named(tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert "cannot use the data directory" in err
     assert f"data_dir={blocker} " in err
+
+
+def test_pion_without_its_program_says_how_to_build_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIVECAM_PIONPUB_BIN", str(tmp_path / "missing"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    config = tmp_path / "edge.toml"
+    config.write_text(
+        BASE + "publisher = 'pion'\n[[camera]]\nid='c'\ncredential='x'\nsource={kind='synthetic'}\n"
+    )
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        assert main(["run", "--config", str(config)]) == 2
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    err = capsys.readouterr().err
+    assert "config error" in err
+    assert "scripts/setup-pionpub.sh" in err
+    assert 'publisher = "libwebrtc"' in err
