@@ -25,15 +25,13 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from edge.backoff import Backoff
-from edge.publisher import PublisherState, PublisherStats, TokenProvider
+from edge.publisher import Publisher, TokenProvider
 from edge.sources.base import CapturedFrame
-from edge.uplink import CredentialRejected
 
 log = logging.getLogger("edge.pion")
 
@@ -62,14 +60,12 @@ def pionpub_binary(env: dict[str, str] | None = None) -> Path:
     )
 
 
-class PionPublisher:
+class PionPublisher(Publisher):
     """One camera's publication through pionpub, kept alive across restarts."""
 
     #: Frames waiting for the writer thread. At 30 fps this is one second; if pionpub
     #: falls that far behind, frames are dropped up to the next keyframe.
     QUEUE_FRAMES = 30
-    #: Keyframe requests closer together than this are merged (IDRs are expensive).
-    KEYFRAME_MIN_INTERVAL_S = 0.5
     STOP_TIMEOUT_S = 5.0
 
     def __init__(
@@ -81,39 +77,22 @@ class PionPublisher:
         binary: Path,
         connect_timeout_s: float = 20.0,
     ) -> None:
-        self.camera_id = camera_id
-        self._tokens = tokens
-        self._request_keyframe = request_keyframe
+        super().__init__(camera_id, tokens, request_keyframe, connect_timeout_s=connect_timeout_s)
         self._binary = binary
-        self._connect_timeout_s = connect_timeout_s
-        self.state = PublisherState.CONNECTING
-        self.last_error: str | None = None
-        self.stats = PublisherStats()
-        self._lock = threading.Lock()  # guards _queue and _await_keyframe
-        self._queue: queue.Queue[CapturedFrame | None] | None = None
-        self._await_keyframe = True
-        self._size: tuple[int, int] | None = None
-        self._size_known = threading.Event()
-        self._last_keyframe_request = 0.0
+        self._queue: queue.Queue[CapturedFrame | None] | None = None  # under _lock
 
     # -- source thread -------------------------------------------------------------------
 
     def on_frame(self, frame: CapturedFrame) -> None:
         """Queue one access unit for pionpub (called from the source thread; never blocks)."""
-        au = frame.au
-        self._size = (au.width, au.height)
-        self._size_known.set()
+        self._note_size(frame)
         with self._lock:
             frames = self._queue
             if frames is None:
                 self.stats.frames_dropped += 1
                 return
-            if self._await_keyframe:
-                # A decoder can only start at an IDR; deltas before it would be garbage.
-                if not au.keyframe:
-                    self.stats.frames_dropped += 1
-                    return
-                self._await_keyframe = False
+            if not self._admit(frame):
+                return
             try:
                 frames.put_nowait(frame)
             except queue.Full:
@@ -140,44 +119,6 @@ class PionPublisher:
 
     # -- asyncio side --------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Stay published until ``stop`` is set."""
-        backoff = Backoff()
-        while not stop.is_set():
-            if self._size is None:
-                await asyncio.to_thread(self._size_known.wait, 1.0)
-                continue
-            try:
-                await self._session(stop, backoff)
-                if stop.is_set():
-                    break
-                self.state = PublisherState.RECONNECTING
-            except CredentialRejected as exc:
-                self.state = PublisherState.ERROR
-                self.last_error = str(exc)
-                log.error(
-                    "server refused this edge's credential camera=%s error=%s "
-                    "action='re-enroll the camera (python -m edge enroll)'",
-                    self.camera_id,
-                    exc,
-                )
-                await _sleep_or_stop(stop, 60.0)
-                continue
-            except Exception as exc:
-                self.state = (
-                    PublisherState.RECONNECTING
-                    if self.stats.connects
-                    else PublisherState.CONNECTING
-                )
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning(
-                    "pionpub session failed camera=%s error=%s", self.camera_id, self.last_error
-                )
-            delay = backoff.next()
-            log.info("reconnecting camera=%s in_s=%.1f", self.camera_id, delay)
-            await _sleep_or_stop(stop, delay)
-        self.state = PublisherState.STOPPED
-
     async def _session(self, stop: asyncio.Event, backoff: Backoff) -> None:
         token = await self._tokens()
         assert self._size is not None
@@ -199,11 +140,7 @@ class PionPublisher:
             with self._lock:
                 self._queue = frames
                 self._await_keyframe = True
-            self._request_keyframe()
-            self.stats.connects += 1
-            self.state = PublisherState.PUBLISHING
-            self.last_error = None
-            backoff.reset()
+            self._published(backoff)
             log.info(
                 "publishing camera=%s room=%s url=%s size=%dx%d publisher=pion track=%s",
                 self.camera_id,
@@ -225,7 +162,7 @@ class PionPublisher:
                         return
                     event = reading.result()
                     if event.get("event") == "keyframe_request":
-                        self._on_keyframe_request()
+                        self._keyframe_requested()
                     elif event.get("event") in ("disconnected", "exited"):
                         self.last_error = f"LiveKit session ended: {event}"
                         log.warning(
@@ -246,13 +183,6 @@ class PionPublisher:
             await asyncio.to_thread(_end, proc, self.STOP_TIMEOUT_S)
             if writer.is_alive():
                 await asyncio.to_thread(writer.join, self.STOP_TIMEOUT_S)
-
-    def _on_keyframe_request(self) -> None:
-        self.stats.keyframe_requests += 1
-        now = time.monotonic()
-        if now - self._last_keyframe_request >= self.KEYFRAME_MIN_INTERVAL_S:
-            self._last_keyframe_request = now
-            self._request_keyframe()
 
 
 def _spawn(binary: Path, url: str, token: str, width: int, height: int) -> subprocess.Popen[bytes]:
@@ -297,8 +227,3 @@ def _log_lines(stream: IO[bytes], camera_id: str) -> None:
         text = line.decode(errors="replace").rstrip()
         if text:
             log.warning("pionpub camera=%s %s", camera_id, text)
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

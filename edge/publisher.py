@@ -9,6 +9,7 @@ reconnects with backoff when LiveKit or the server goes away.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import enum
@@ -17,7 +18,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from livekit import rtc
 
@@ -51,35 +51,16 @@ class PublisherStats:
     connects: int = 0
 
 
-class Publisher(Protocol):
-    """What a camera runner needs of a publisher (libwebrtc here, pion in pion_publisher)."""
+class Publisher(abc.ABC):
+    """One camera's publication, kept alive across SFU, server and publisher restarts.
 
-    state: PublisherState
-    last_error: str | None
-    stats: PublisherStats
+    What every publisher shares (libwebrtc here, pion in edge/pion_publisher.py): the
+    reconnect loop with backoff and credential handling, the picture size from the
+    first access unit, the wait for a keyframe after each (re)connect, and merging the
+    SFU's keyframe requests. A subclass implements ``on_frame`` and ``_session``: one
+    connection, which returns (or raises) when it ends.
+    """
 
-    def on_frame(self, frame: CapturedFrame) -> None:
-        """Take one access unit from the source thread, without blocking it."""
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Stay published until ``stop`` is set."""
-
-
-class LiveKitPublisher:
-    """One camera's publication, kept alive across SFU and server restarts."""
-
-    #: How often LiveKit's encoder feedback (keyframe requests) is read. A plain sleep,
-    #: not a wait on an event, keeps this loop nearly free on a Pi Zero.
-    FEEDBACK_POLL_S = 0.1
-    #: The same when the source cannot make a keyframe on request (RTSP, files): requests
-    #: are only counted then, and each read is an FFI round trip (0.4 % of a core at 0.1 s).
-    FEEDBACK_POLL_IDLE_S = 1.0
-    #: What the track may send. The camera already encoded the stream, so this never
-    #: touches picture quality; it sets libwebrtc's pacing rate and bandwidth allocation.
-    #: Its default for 1080p (about 3 Mbit/s) paces a camera's 5 Mbit/s stream, and a
-    #: keyframe then queues for ~100 ms and delays the frames behind it.
-    MAX_BITRATE_BPS = 20_000_000
-    MAX_FRAMERATE = 60.0
     #: Keyframe requests closer together than this are merged (IDRs are expensive).
     KEYFRAME_MIN_INTERVAL_S = 0.5
 
@@ -89,73 +70,47 @@ class LiveKitPublisher:
         tokens: TokenProvider,
         request_keyframe: Callable[[], None],
         *,
-        can_force_keyframe: bool = True,
         connect_timeout_s: float = 20.0,
     ) -> None:
         self.camera_id = camera_id
-        self._feedback_poll_s = (
-            self.FEEDBACK_POLL_S if can_force_keyframe else self.FEEDBACK_POLL_IDLE_S
-        )
         self._tokens = tokens
         self._request_keyframe = request_keyframe
         self._connect_timeout_s = connect_timeout_s
         self.state = PublisherState.CONNECTING
         self.last_error: str | None = None
         self.stats = PublisherStats()
-        self._lock = threading.Lock()  # guards _source between the source thread and asyncio
-        self._source: rtc.EncodedVideoSource | None = None
+        self._lock = threading.Lock()  # guards the subclass's sink and _await_keyframe
         self._await_keyframe = True
-        self._last_ts_us = 0
         self._size: tuple[int, int] | None = None
         self._size_known = threading.Event()
         self._last_keyframe_request = 0.0
 
+    @abc.abstractmethod
+    def on_frame(self, frame: CapturedFrame) -> None:
+        """Take one access unit from the source thread, without blocking it."""
+
+    @abc.abstractmethod
+    async def _session(self, stop: asyncio.Event, backoff: Backoff) -> None:
+        """One connection: publish until ``stop`` or until the connection ends."""
+
     # -- source thread -------------------------------------------------------------------
 
-    def on_frame(self, frame: CapturedFrame) -> None:
-        """Hand one access unit to LiveKit (called from the source thread)."""
-        au = frame.au
-        if self._size is None:
-            self._size = (au.width, au.height)
-            self._size_known.set()
-        else:
-            self._size = (au.width, au.height)
-        with self._lock:
-            source = self._source
-            if source is None:
+    def _note_size(self, frame: CapturedFrame) -> None:
+        """The track's resolution comes from the camera's SPS."""
+        self._size = (frame.au.width, frame.au.height)
+        self._size_known.set()
+
+    def _admit(self, frame: CapturedFrame) -> bool:
+        """Whether ``frame`` may be sent now (call with ``_lock`` held, when connected).
+
+        A decoder can only start at an IDR; deltas before it would be garbage.
+        """
+        if self._await_keyframe:
+            if not frame.au.keyframe:
                 self.stats.frames_dropped += 1
-                return
-            if self._await_keyframe:
-                # A decoder can only start at an IDR; deltas before it would be garbage.
-                if not au.keyframe:
-                    self.stats.frames_dropped += 1
-                    return
-                self._await_keyframe = False
-            # timestamp_us must increase even if the wall clock steps back (NTP).
-            ts = max(frame.capture_us, self._last_ts_us + 1)
-            self._last_ts_us = ts
-            accepted = source.capture_frame(
-                rtc.EncodedVideoFrame(
-                    data=au.data,
-                    width=au.width,
-                    height=au.height,
-                    codec=rtc.VideoCodec.H264,
-                    frame_type=(
-                        rtc.EncodedFrameType.ENCODED_FRAME_KEY
-                        if au.keyframe
-                        else rtc.EncodedFrameType.ENCODED_FRAME_DELTA
-                    ),
-                    timestamp_us=ts,
-                    metadata=rtc.FrameMetadata(
-                        user_timestamp=frame.capture_us, frame_id=frame.index % (1 << 32)
-                    ),
-                )
-            )
-        if accepted:
-            self.stats.frames_sent += 1
-            self.stats.bytes_sent += len(au.data)
-        else:
-            self.stats.frames_dropped += 1
+                return False
+            self._await_keyframe = False
+        return True
 
     # -- asyncio side --------------------------------------------------------------------
 
@@ -164,7 +119,6 @@ class LiveKitPublisher:
         backoff = Backoff()
         while not stop.is_set():
             if self._size is None:
-                # The track's first resolution comes from the camera's SPS.
                 await asyncio.to_thread(self._size_known.wait, 1.0)
                 continue
             try:
@@ -197,6 +151,97 @@ class LiveKitPublisher:
             log.info("reconnecting camera=%s in_s=%.1f", self.camera_id, delay)
             await _sleep_or_stop(stop, delay)
         self.state = PublisherState.STOPPED
+
+    def _published(self, backoff: Backoff) -> None:
+        """The session is up: ask the camera for an IDR to start from, report it."""
+        self._request_keyframe()
+        self.stats.connects += 1
+        self.state = PublisherState.PUBLISHING
+        self.last_error = None
+        backoff.reset()
+
+    def _keyframe_requested(self) -> None:
+        """A subscriber asked for a keyframe: counted, and passed on at most every
+        KEYFRAME_MIN_INTERVAL_S."""
+        self.stats.keyframe_requests += 1
+        now = time.monotonic()
+        if now - self._last_keyframe_request >= self.KEYFRAME_MIN_INTERVAL_S:
+            self._last_keyframe_request = now
+            self._request_keyframe()
+
+
+class LiveKitPublisher(Publisher):
+    """Publishes through livekit.rtc's EncodedVideoSource (libwebrtc, in this process)."""
+
+    #: How often LiveKit's encoder feedback (keyframe requests) is read. A plain sleep,
+    #: not a wait on an event, keeps this loop nearly free on a Pi Zero.
+    FEEDBACK_POLL_S = 0.1
+    #: The same when the source cannot make a keyframe on request (RTSP, files): requests
+    #: are only counted then, and each read is an FFI round trip (0.4 % of a core at 0.1 s).
+    FEEDBACK_POLL_IDLE_S = 1.0
+    #: What the track may send. The camera already encoded the stream, so this never
+    #: touches picture quality; it sets libwebrtc's pacing rate and bandwidth allocation.
+    #: Its default for 1080p (about 3 Mbit/s) paces a camera's 5 Mbit/s stream, and a
+    #: keyframe then queues for ~100 ms and delays the frames behind it.
+    MAX_BITRATE_BPS = 20_000_000
+    MAX_FRAMERATE = 60.0
+
+    def __init__(
+        self,
+        camera_id: str,
+        tokens: TokenProvider,
+        request_keyframe: Callable[[], None],
+        *,
+        can_force_keyframe: bool = True,
+        connect_timeout_s: float = 20.0,
+    ) -> None:
+        super().__init__(camera_id, tokens, request_keyframe, connect_timeout_s=connect_timeout_s)
+        self._feedback_poll_s = (
+            self.FEEDBACK_POLL_S if can_force_keyframe else self.FEEDBACK_POLL_IDLE_S
+        )
+        self._source: rtc.EncodedVideoSource | None = None
+        self._last_ts_us = 0
+
+    # -- source thread -------------------------------------------------------------------
+
+    def on_frame(self, frame: CapturedFrame) -> None:
+        """Hand one access unit to LiveKit (called from the source thread)."""
+        au = frame.au
+        self._note_size(frame)
+        with self._lock:
+            source = self._source
+            if source is None:
+                self.stats.frames_dropped += 1
+                return
+            if not self._admit(frame):
+                return
+            # timestamp_us must increase even if the wall clock steps back (NTP).
+            ts = max(frame.capture_us, self._last_ts_us + 1)
+            self._last_ts_us = ts
+            accepted = source.capture_frame(
+                rtc.EncodedVideoFrame(
+                    data=au.data,
+                    width=au.width,
+                    height=au.height,
+                    codec=rtc.VideoCodec.H264,
+                    frame_type=(
+                        rtc.EncodedFrameType.ENCODED_FRAME_KEY
+                        if au.keyframe
+                        else rtc.EncodedFrameType.ENCODED_FRAME_DELTA
+                    ),
+                    timestamp_us=ts,
+                    metadata=rtc.FrameMetadata(
+                        user_timestamp=frame.capture_us, frame_id=frame.index % (1 << 32)
+                    ),
+                )
+            )
+        if accepted:
+            self.stats.frames_sent += 1
+            self.stats.bytes_sent += len(au.data)
+        else:
+            self.stats.frames_dropped += 1
+
+    # -- asyncio side --------------------------------------------------------------------
 
     async def _session(self, stop: asyncio.Event, backoff: Backoff) -> None:
         token = await self._tokens()
@@ -237,11 +282,7 @@ class LiveKitPublisher:
             with self._lock:
                 self._source = source
                 self._await_keyframe = True
-            self._request_keyframe()
-            self.stats.connects += 1
-            self.state = PublisherState.PUBLISHING
-            self.last_error = None
-            backoff.reset()
+            self._published(backoff)
             log.info(
                 "publishing camera=%s room=%s url=%s size=%dx%d",
                 self.camera_id,
@@ -266,14 +307,8 @@ class LiveKitPublisher:
                 await source.aclose()
 
     def _poll_feedback(self, source: rtc.EncodedVideoSource) -> None:
-        feedback = source.take_feedback()
-        if not feedback.keyframe_requested:
-            return
-        self.stats.keyframe_requests += 1
-        now = time.monotonic()
-        if now - self._last_keyframe_request >= self.KEYFRAME_MIN_INTERVAL_S:
-            self._last_keyframe_request = now
-            self._request_keyframe()
+        if source.take_feedback().keyframe_requested:
+            self._keyframe_requested()
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
