@@ -8,6 +8,18 @@ COPY package.json package-lock.json ./
 COPY scripts/setup-dashboard.sh scripts/
 RUN mkdir assets && bash scripts/setup-dashboard.sh /src
 
+# Stage 2 builds edge/pionpub, the edge's pion publisher, for every Pi (and amd64 edges),
+# exactly as scripts/setup-pionpub.sh does outside Docker; the server hands the builds to
+# Pis in /edge-bundle.tar.gz (bin/), where the edge's publisher = "auto" finds them.
+FROM golang:1.26-bookworm AS pionpub
+WORKDIR /src
+COPY edge/pionpub/ edge/pionpub/
+COPY scripts/setup-pionpub.sh scripts/
+RUN for target in linux/arm64 linux/armv6 linux/amd64; do \
+      built=$(XDG_CACHE_HOME=/tmp/cache bash scripts/setup-pionpub.sh "$target") && \
+      install -D -m 0755 "$built" "/out/pionpub-${target%%/*}-${target#*/}" || exit 1; \
+    done
+
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -27,6 +39,7 @@ COPY systemd/livecam-edge.service systemd/
 COPY index.html .
 COPY assets/ assets/
 COPY --from=dashboard /src/assets/vendor/ assets/vendor/
+COPY --from=pionpub /out/ bin/
 USER livecam
 ENV LIVECAM_DATA=/data \
     LIVECAM_HOST=127.0.0.1 \

@@ -142,6 +142,23 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return 0
 
 
+def choose_pionpub(publisher: str) -> Path | None:
+    """The pionpub program to publish through, or None for libwebrtc.
+
+    "auto" takes pion when its program is installed (it sends each frame at once and
+    costs less CPU: bench/peers) and falls back to libwebrtc, saying so; "pion" insists.
+    """
+    if publisher == "libwebrtc":
+        return None
+    try:
+        return pionpub_binary()
+    except PionUnavailable as exc:
+        if publisher == "pion":
+            raise
+        log.info("publisher auto: no pionpub program, publishing with libwebrtc (%s)", exc)
+        return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run until interrupted."""
     try:
@@ -151,7 +168,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     setup_logging(args.log_level or config.log_level)
     try:
-        pionpub = pionpub_binary() if config.publisher == "pion" else None
+        pionpub = choose_pionpub(config.publisher)
     except PionUnavailable as exc:
         print(f"config error: {args.config}: {exc}", file=sys.stderr)
         return 2

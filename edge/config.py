@@ -59,8 +59,9 @@ from edge.sources import KINDS
 CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 
 
-#: How access units reach LiveKit: livekit.rtc's libwebrtc, or edge/pionpub (pion).
-PUBLISHERS = ("libwebrtc", "pion")
+#: How access units reach LiveKit: livekit.rtc's libwebrtc, or edge/pionpub (pion);
+#: "auto" is pion when its program is installed, else libwebrtc (edge.cli decides).
+PUBLISHERS = ("auto", "libwebrtc", "pion")
 
 
 class ConfigError(ValueError):
@@ -91,7 +92,7 @@ class EdgeConfig:
     log_level: str = "info"
     upload_kbps: float = 0.0  # 0: no limit
     upload_chunk_kb: int = 1024
-    publisher: str = "libwebrtc"  # or "pion": see edge/pion_publisher.py
+    publisher: str = "auto"  # or "libwebrtc", "pion": see edge/pion_publisher.py
 
 
 def credential_env_name(camera_id: str) -> str:
@@ -180,7 +181,7 @@ def parse_config(
     chunk_kb = data.get("upload_chunk_kb", 1024)
     if isinstance(chunk_kb, bool) or not isinstance(chunk_kb, int) or not 16 <= chunk_kb <= 16384:
         raise ConfigError(f"{origin}: `upload_chunk_kb` must be an integer 16..16384")
-    publisher = str(env.get("LIVECAM_EDGE_PUBLISHER") or data.get("publisher", "libwebrtc"))
+    publisher = str(env.get("LIVECAM_EDGE_PUBLISHER") or data.get("publisher", "auto"))
     if publisher not in PUBLISHERS:
         raise ConfigError(
             f"{origin}: `publisher` must be one of {', '.join(PUBLISHERS)}, got {publisher!r}"

@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import os
+import platform
 import queue
 import struct
 import subprocess
@@ -42,12 +43,37 @@ class PionUnavailable(RuntimeError):
     """The pionpub binary is missing or cannot run."""
 
 
-def pionpub_binary(env: dict[str, str] | None = None) -> Path:
+#: Where the server's edge bundle carries prebuilt pionpub programs (one per Pi
+#: architecture, see Dockerfile): bin/ beside edge/.
+BUNDLE_BIN = Path(__file__).resolve().parent.parent / "bin"
+
+_ARCHES = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    # 32-bit Raspberry Pi OS: the armv6 build runs on every Pi, armv7 and armv8 kernels too.
+    "armv6l": "armv6",
+    "armv7l": "armv6",
+    "armv8l": "armv6",
+}
+
+
+def bundled_name(machine: str | None = None) -> str | None:
+    """The bundle's pionpub for this machine (``pionpub-linux-arm64``...), if one is built."""
+    arch = _ARCHES.get((machine or platform.machine()).lower())
+    return f"pionpub-linux-{arch}" if arch else None
+
+
+def pionpub_binary(env: dict[str, str] | None = None, *, bundle_bin: Path = BUNDLE_BIN) -> Path:
     """The pionpub program: $LIVECAM_PIONPUB_BIN, else ``pionpub`` next to the edge's
-    Python, else on PATH. Raises PionUnavailable saying how to build it."""
+    Python, else the edge bundle's build for this machine, else on PATH. Raises
+    PionUnavailable saying how to build it."""
     env = dict(os.environ) if env is None else env
     candidates = [env.get("LIVECAM_PIONPUB_BIN", "")]
     candidates.append(str(Path(sys.executable).with_name("pionpub")))
+    name = bundled_name()
+    candidates.append(str(bundle_bin / name) if name else "")
     for path in env.get("PATH", "").split(os.pathsep):
         candidates.append(str(Path(path) / "pionpub") if path else "")
     for candidate in candidates:

@@ -396,6 +396,9 @@ def write_edge_config(path: Path, server: str, cameras: list[EdgeCamera], **extr
     """Write an edge TOML with inline credentials; its data directory (event outbox,
     zones) defaults to ``<config stem>-data`` beside it, never the user's own."""
     extra.setdefault("data_dir", str(path.parent / f"{path.stem}-data"))
+    # Tests and benches name their publisher; the edge's own default ("auto") would take
+    # pion wherever ./run has built it.
+    extra.setdefault("publisher", "libwebrtc")
     lines = [f"server = {toml_value(server)}"]
     lines += [f"{k} = {toml_value(v)}" for k, v in extra.items()]
     for cam in cameras:

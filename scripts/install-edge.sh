@@ -236,6 +236,24 @@ step_unit() {
   fi
 }
 
+step_publisher() {
+  say "publisher"
+  local arch name
+  arch="$(uname -m)"
+  case "$arch" in
+    aarch64 | arm64) name="pionpub-linux-arm64" ;;
+    armv6l | armv7l | armv8l) name="pionpub-linux-armv6" ;;
+    x86_64 | amd64) name="pionpub-linux-amd64" ;;
+    *) name="" ;;
+  esac
+  # The edge's publisher = "auto" takes bin/$name from the bundle when it is there.
+  if [ -n "$name" ] && [ -x "$PREFIX/app/bin/$name" ]; then
+    printf '    pion (bin/%s from the server)\n' "$name"
+  else
+    printf '    libwebrtc (the server has no pionpub build for %s; see README "publisher")\n' "$arch"
+  fi
+}
+
 main() {
   parse_args "$@"
   check_root
@@ -244,6 +262,7 @@ main() {
   step_user
   step_code
   step_venv
+  step_publisher
   step_enroll
   step_unit
   if [ "$DRY_RUN" -eq 1 ]; then

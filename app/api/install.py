@@ -1,8 +1,9 @@
 """What a Raspberry Pi needs to install the edge, served by the server it will talk to.
 
 `GET /install-edge.sh` is scripts/install-edge.sh; `GET /edge-bundle.tar.gz` is the edge
-code of this very server version (edge/, requirements.txt, the systemd unit), so a Pi
-always runs an edge that matches its server and needs nothing but this host. Public and
+code of this very server version (edge/, requirements.txt, the systemd unit, and the
+pionpub programs built for the Pis in bin/ when the server has them: see Dockerfile), so
+a Pi always runs an edge that matches its server and needs nothing but this host. Public and
 read-only: the code is the open-source edge; no secret is in it (the enrollment code,
 passed on the command line, is what authorizes a camera).
 """
@@ -21,7 +22,9 @@ from fastapi import APIRouter, Request, Response
 ROOT = Path(__file__).resolve().parent.parent.parent
 INSTALL_SCRIPT = ROOT / "scripts" / "install-edge.sh"
 #: Paths (relative to the repository) that make up the edge bundle.
-BUNDLE_PATHS = ("edge", "requirements.txt", "systemd/livecam-edge.service")
+BUNDLE_PATHS = ("edge", "requirements.txt", "systemd/livecam-edge.service", "bin")
+#: Programs in the bundle (mode 0755): the edge's pion publisher per architecture.
+_PROGRAM_PREFIX = "bin/pionpub-linux-"
 _SKIP_PARTS = {"__pycache__", ".mypy_cache", ".pytest_cache"}
 
 router = APIRouter(tags=["install"], include_in_schema=False)
@@ -35,7 +38,9 @@ def _bundle_files(root: Path) -> list[Path]:
         files.extend(
             p
             for p in candidates
-            if p.is_file() and not _SKIP_PARTS & set(p.relative_to(root).parts)
+            if p.is_file()
+            and not _SKIP_PARTS & set(p.relative_to(root).parts)
+            and (name != "bin" or p.relative_to(root).as_posix().startswith(_PROGRAM_PREFIX))
         )
     return files
 
@@ -49,10 +54,11 @@ def build_bundle(root: Path = ROOT) -> bytes:
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
         for path in _bundle_files(root):
-            info = tarfile.TarInfo(str(path.relative_to(root)))
+            name = path.relative_to(root).as_posix()
+            info = tarfile.TarInfo(name)
             data = path.read_bytes()
             info.size = len(data)
-            info.mode = 0o644
+            info.mode = 0o755 if name.startswith(_PROGRAM_PREFIX) else 0o644
             info.mtime = 0
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()

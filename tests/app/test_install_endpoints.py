@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -35,3 +36,19 @@ def test_bundle_holds_the_edge_and_nothing_else(client: TestClient) -> None:
 
 def test_bundle_is_reproducible() -> None:
     assert build_bundle() == build_bundle()
+
+
+def test_bundle_carries_the_pis_pionpub_programs_executable(tmp_path: Path) -> None:
+    (tmp_path / "edge").mkdir()
+    (tmp_path / "edge" / "cli.py").write_text("")
+    (tmp_path / "requirements.txt").write_text("")
+    (tmp_path / "systemd").mkdir()
+    (tmp_path / "systemd" / "livecam-edge.service").write_text("")
+    (tmp_path / "bin").mkdir()
+    for name in ("pionpub-linux-arm64", "pionpub-linux-armv6", "something-else"):
+        (tmp_path / "bin" / name).write_bytes(b"\x7fELF")
+    with tarfile.open(fileobj=io.BytesIO(build_bundle(tmp_path)), mode="r:gz") as tar:
+        modes = {m.name: m.mode for m in tar.getmembers()}
+    assert modes["bin/pionpub-linux-arm64"] == modes["bin/pionpub-linux-armv6"] == 0o755
+    assert modes["edge/cli.py"] == 0o644
+    assert "bin/something-else" not in modes

@@ -118,7 +118,9 @@ def test_dockerfile_copies_only_what_exists_and_is_not_ignored() -> None:
             continue
         for source in line.split()[1:-1]:
             assert (REPO / source).exists(), source
-            assert source.rstrip("/") in allowed, f"{source} is excluded by .dockerignore"
+            path = Path(source.rstrip("/"))
+            included = {path.as_posix()} | {p.as_posix() for p in path.parents}
+            assert included & allowed, f"{source} is excluded by .dockerignore"
 
 
 def test_api_replicas_share_database_redis_and_data() -> None:

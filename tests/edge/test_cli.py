@@ -12,6 +12,7 @@ import pytest
 import edge.cli
 from edge.cli import main, open_detectors
 from edge.config import parse_config
+from edge.pion_publisher import PionUnavailable
 
 BASE = "server = 'http://127.0.0.1:9'\n"
 
@@ -112,3 +113,23 @@ def test_pion_without_its_program_says_how_to_build_it(
     assert "config error" in err
     assert "scripts/setup-pionpub.sh" in err
     assert 'publisher = "libwebrtc"' in err
+
+
+def test_auto_takes_pion_when_installed_and_falls_back_to_libwebrtc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(edge.cli, "pionpub_binary", lambda: tmp_path / "pionpub")
+    assert edge.cli.choose_pionpub("auto") == tmp_path / "pionpub"
+    assert edge.cli.choose_pionpub("pion") == tmp_path / "pionpub"
+    assert edge.cli.choose_pionpub("libwebrtc") is None
+
+    def missing() -> Path:
+        raise PionUnavailable("no pionpub here")
+
+    monkeypatch.setattr(edge.cli, "pionpub_binary", missing)
+    with caplog.at_level(logging.INFO, logger="edge"):
+        assert edge.cli.choose_pionpub("auto") is None
+    assert "publishing with libwebrtc" in caplog.text
+    assert "no pionpub here" in caplog.text
+    with pytest.raises(PionUnavailable):
+        edge.cli.choose_pionpub("pion")

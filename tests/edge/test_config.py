@@ -159,13 +159,15 @@ def test_detect_must_be_a_table(tmp_path: Path) -> None:
         )
 
 
-def test_publisher_is_libwebrtc_unless_pion_is_asked_for(tmp_path: Path) -> None:
+def test_publisher_is_auto_unless_one_is_asked_for(tmp_path: Path) -> None:
     body = '[[camera]]\nid = "a"\ncredential = "c"\nsource = { kind = "synthetic" }\n'
     plain = write(tmp_path, 'server = "http://s"\n' + body)
-    assert load_config(plain, env={}).publisher == "libwebrtc"
+    assert load_config(plain, env={}).publisher == "auto"
     pion = write(tmp_path, 'server = "http://s"\npublisher = "pion"\n' + body)
     assert load_config(pion, env={}).publisher == "pion"
     assert load_config(plain, env={"LIVECAM_EDGE_PUBLISHER": "pion"}).publisher == "pion"
+    lib = write(tmp_path, 'server = "http://s"\npublisher = "libwebrtc"\n' + body)
+    assert load_config(lib, env={}).publisher == "libwebrtc"
     bad = write(tmp_path, 'server = "http://s"\npublisher = "gstreamer"\n' + body)
-    with pytest.raises(ConfigError, match=r"`publisher` must be one of libwebrtc, pion"):
+    with pytest.raises(ConfigError, match=r"`publisher` must be one of auto, libwebrtc, pion"):
         load_config(bad, env={})

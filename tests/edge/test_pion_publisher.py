@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from edge.h264 import AccessUnit
-from edge.pion_publisher import HEADER, PionPublisher, PionUnavailable, pionpub_binary
+from edge.pion_publisher import (
+    HEADER,
+    PionPublisher,
+    PionUnavailable,
+    bundled_name,
+    pionpub_binary,
+)
 from edge.sources.base import CapturedFrame
 from edge.uplink import LiveKitToken
 
@@ -86,4 +92,29 @@ def test_the_program_is_found_or_the_error_says_how_to_build_it(tmp_path: Path) 
     assert pionpub_binary({"LIVECAM_PIONPUB_BIN": str(program), "PATH": ""}) == program
     assert pionpub_binary({"PATH": str(tmp_path)}) == program
     with pytest.raises(PionUnavailable, match=r"setup-pionpub\.sh"):
-        pionpub_binary({"LIVECAM_PIONPUB_BIN": str(tmp_path / "nope"), "PATH": "/nonexistent"})
+        pionpub_binary(
+            {"LIVECAM_PIONPUB_BIN": str(tmp_path / "nope"), "PATH": "/nonexistent"},
+            bundle_bin=tmp_path / "no-bundle",
+        )
+
+
+def test_the_edge_bundle_s_build_for_this_machine_is_found(tmp_path: Path) -> None:
+    name = bundled_name()
+    assert name is not None, "this machine's architecture has a pionpub build"
+    program = tmp_path / "bin" / name
+    program.parent.mkdir()
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    assert pionpub_binary({"PATH": ""}, bundle_bin=program.parent) == program
+    # Builds for other machines in the same directory are not taken.
+    program.rename(program.with_name("pionpub-linux-riscv64"))
+    with pytest.raises(PionUnavailable):
+        pionpub_binary({"PATH": ""}, bundle_bin=program.parent)
+
+
+def test_every_pi_has_a_build() -> None:
+    assert bundled_name("aarch64") == "pionpub-linux-arm64"  # 64-bit Raspberry Pi OS
+    assert bundled_name("armv7l") == "pionpub-linux-armv6"  # 32-bit, Pi 2/3/4
+    assert bundled_name("armv6l") == "pionpub-linux-armv6"  # Pi Zero, Pi 1
+    assert bundled_name("x86_64") == "pionpub-linux-amd64"
+    assert bundled_name("riscv64") is None
