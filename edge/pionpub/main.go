@@ -164,8 +164,11 @@ func main() {
 		log.Fatal("usage: LIVECAM_LIVEKIT_TOKEN=… pionpub -url ws://… -width W -height H")
 	}
 	out := &events{enc: json.NewEncoder(os.Stdout)}
-	// The SDK's own log goes to stderr, which the edge logs: warnings and errors only.
-	if l, err := protologger.NewZapLogger(&protologger.Config{Level: "warn"}); err == nil {
+	// The SDK's own log goes to stderr, which the edge logs: errors only. Its warnings
+	// include one per viewer that subscribes ("subscriber requested backup codec but no
+	// track found": the SDK does not know a single-codec track's MIME type), which would
+	// send an operator looking for a fault that is not there.
+	if l, err := protologger.NewZapLogger(&protologger.Config{Level: "error"}); err == nil {
 		lksdk.SetLogger(l)
 	}
 
