@@ -575,6 +575,15 @@ def report(ours: list[Figures], peer: Figures) -> bool:
             "cpu with the SFU, N receivers": lcn / gcn,
         }
         print(f"  ratios {f.name}/go2rtc: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
+        if len(f.ttff) == len(peer.ttff) and f.ttff:
+            # Run k of both started at the same GOP phase: the per-run difference is the
+            # connection's cost, except where one caught a keyframe the other just missed.
+            deltas = [a - b for a, b in zip(f.ttff, peer.ttff, strict=True)]
+            print(
+                "  ttff minus go2rtc's, run by run (same GOP phase): "
+                + " ".join(f"{d:+.2f}" for d in deltas)
+                + f" s; median {statistics.median(deltas):+.2f} s"
+            )
         checks = {
             "latency p50 ≤ go2rtc": ratios["latency p50"] <= TARGETS["latency"],
             "latency p95 ≤ go2rtc": ratios["latency p95"] <= TARGETS["latency"],
