@@ -109,22 +109,18 @@ class PionPublisher(Publisher):
 
     # -- source thread -------------------------------------------------------------------
 
-    def on_frame(self, frame: CapturedFrame) -> None:
-        """Queue one access unit for pionpub (called from the source thread; never blocks)."""
-        self._note_size(frame)
-        with self._lock:
-            frames = self._queue
-            if frames is None:
-                self.stats.frames_dropped += 1
-                return
-            if not self._admit(frame):
-                return
-            try:
-                frames.put_nowait(frame)
-            except queue.Full:
-                # pionpub is stuck: drop, and restart the picture at the next keyframe.
-                self._await_keyframe = True
-                self.stats.frames_dropped += 1
+    def _connected(self) -> bool:
+        return self._queue is not None
+
+    def _deliver(self, frame: CapturedFrame) -> None:
+        """Queue one access unit for the writer thread (never blocks)."""
+        assert self._queue is not None
+        try:
+            self._queue.put_nowait(frame)
+        except queue.Full:
+            # pionpub is stuck: drop, and restart the picture at the next keyframe.
+            self._await_keyframe = True
+            self.stats.frames_dropped += 1
 
     # -- writer thread -------------------------------------------------------------------
 

@@ -57,8 +57,9 @@ class Publisher(abc.ABC):
     What every publisher shares (libwebrtc here, pion in edge/pion_publisher.py): the
     reconnect loop with backoff and credential handling, the picture size from the
     first access unit, the wait for a keyframe after each (re)connect, and merging the
-    SFU's keyframe requests. A subclass implements ``on_frame`` and ``_session``: one
-    connection, which returns (or raises) when it ends.
+    SFU's keyframe requests. A subclass implements ``_connected`` and ``_deliver`` (where
+    an admitted frame goes) and ``_session``: one connection, which returns (or raises)
+    when it ends.
     """
 
     #: Keyframe requests closer together than this are merged (IDRs are expensive).
@@ -86,8 +87,12 @@ class Publisher(abc.ABC):
         self._last_keyframe_request = 0.0
 
     @abc.abstractmethod
-    def on_frame(self, frame: CapturedFrame) -> None:
-        """Take one access unit from the source thread, without blocking it."""
+    def _connected(self) -> bool:
+        """Whether a session can take frames now (called with ``_lock`` held)."""
+
+    @abc.abstractmethod
+    def _deliver(self, frame: CapturedFrame) -> None:
+        """Send one admitted frame (source thread, ``_lock`` held; must not block)."""
 
     @abc.abstractmethod
     async def _session(self, stop: asyncio.Event, backoff: Backoff) -> None:
@@ -95,22 +100,25 @@ class Publisher(abc.ABC):
 
     # -- source thread -------------------------------------------------------------------
 
-    def _note_size(self, frame: CapturedFrame) -> None:
-        """The track's resolution comes from the camera's SPS."""
+    def on_frame(self, frame: CapturedFrame) -> None:
+        """Take one access unit from the source thread, without blocking it.
+
+        The track's resolution comes from the camera's SPS. Frames are dropped while no
+        session is up, and after each (re)connect until a keyframe: a decoder can only
+        start at an IDR; deltas before it would be garbage.
+        """
         self._size = (frame.au.width, frame.au.height)
         self._size_known.set()
-
-    def _admit(self, frame: CapturedFrame) -> bool:
-        """Whether ``frame`` may be sent now (call with ``_lock`` held, when connected).
-
-        A decoder can only start at an IDR; deltas before it would be garbage.
-        """
-        if self._await_keyframe:
-            if not frame.au.keyframe:
+        with self._lock:
+            if not self._connected():
                 self.stats.frames_dropped += 1
-                return False
-            self._await_keyframe = False
-        return True
+                return
+            if self._await_keyframe:
+                if not frame.au.keyframe:
+                    self.stats.frames_dropped += 1
+                    return
+                self._await_keyframe = False
+            self._deliver(frame)
 
     # -- asyncio side --------------------------------------------------------------------
 
@@ -204,37 +212,33 @@ class LiveKitPublisher(Publisher):
 
     # -- source thread -------------------------------------------------------------------
 
-    def on_frame(self, frame: CapturedFrame) -> None:
-        """Hand one access unit to LiveKit (called from the source thread)."""
+    def _connected(self) -> bool:
+        return self._source is not None
+
+    def _deliver(self, frame: CapturedFrame) -> None:
+        """Hand one access unit to LiveKit."""
         au = frame.au
-        self._note_size(frame)
-        with self._lock:
-            source = self._source
-            if source is None:
-                self.stats.frames_dropped += 1
-                return
-            if not self._admit(frame):
-                return
-            # timestamp_us must increase even if the wall clock steps back (NTP).
-            ts = max(frame.capture_us, self._last_ts_us + 1)
-            self._last_ts_us = ts
-            accepted = source.capture_frame(
-                rtc.EncodedVideoFrame(
-                    data=au.data,
-                    width=au.width,
-                    height=au.height,
-                    codec=rtc.VideoCodec.H264,
-                    frame_type=(
-                        rtc.EncodedFrameType.ENCODED_FRAME_KEY
-                        if au.keyframe
-                        else rtc.EncodedFrameType.ENCODED_FRAME_DELTA
-                    ),
-                    timestamp_us=ts,
-                    metadata=rtc.FrameMetadata(
-                        user_timestamp=frame.capture_us, frame_id=frame.index % (1 << 32)
-                    ),
-                )
+        assert self._source is not None
+        # timestamp_us must increase even if the wall clock steps back (NTP).
+        ts = max(frame.capture_us, self._last_ts_us + 1)
+        self._last_ts_us = ts
+        accepted = self._source.capture_frame(
+            rtc.EncodedVideoFrame(
+                data=au.data,
+                width=au.width,
+                height=au.height,
+                codec=rtc.VideoCodec.H264,
+                frame_type=(
+                    rtc.EncodedFrameType.ENCODED_FRAME_KEY
+                    if au.keyframe
+                    else rtc.EncodedFrameType.ENCODED_FRAME_DELTA
+                ),
+                timestamp_us=ts,
+                metadata=rtc.FrameMetadata(
+                    user_timestamp=frame.capture_us, frame_id=frame.index % (1 << 32)
+                ),
             )
+        )
         if accepted:
             self.stats.frames_sent += 1
             self.stats.bytes_sent += len(au.data)
