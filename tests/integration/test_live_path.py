@@ -1,4 +1,5 @@
-"""Camera → edge → real livekit-server → real livekit.rtc subscriber that decodes."""
+"""Camera → edge → real livekit-server → real livekit.rtc subscriber that decodes, through
+each edge publisher (libwebrtc, and pion: edge/pionpub)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ from tests.integration.conftest import (
 pytestmark = pytest.mark.live
 
 
+@pytest.mark.parametrize("publisher", ["libwebrtc", "pion"])
 async def test_synthetic_camera_reaches_a_subscriber(
-    stack: Stack, start_cameras: EdgeFactory
+    stack: Stack, start_cameras: EdgeFactory, publisher: str
 ) -> None:
-    (cam,), _edge = start_cameras(
-        {"kind": "synthetic", "width": 640, "height": 360, "fps": 30, "bitrate_kbps": 800}
+    (cam,), edge = start_cameras(
+        {"kind": "synthetic", "width": 640, "height": 360, "fps": 30, "bitrate_kbps": 800},
+        publisher=publisher,
     )
     viewer = await watch(stack, cam)
     try:
@@ -35,6 +38,7 @@ async def test_synthetic_camera_reaches_a_subscriber(
         # Frames keep arriving at the camera's rate, and the picture moves.
         later = await viewer.wait_frames(60, timeout=10)
         assert picture_changes(later) >= 50
+        # Capture time and frame id (LiveKit's packet trailer) reach the subscriber intact.
         assert_frames_carry_metadata(later)
     finally:
         await viewer.close()
@@ -42,6 +46,7 @@ async def test_synthetic_camera_reaches_a_subscriber(
     assert status["state"] == "publishing"
     assert status["heartbeat"]["width"] == 640
     assert status["heartbeat"]["fps"] > 20
+    assert f"publisher={publisher}" in edge.log_path.read_text()
 
 
 async def test_file_source_is_passed_through_bit_exact(
