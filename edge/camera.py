@@ -87,7 +87,8 @@ class CameraRunner:
         self.stall_timeout_s = stall_timeout_s
         self.detect = detect or DetectSettings()
         self.meter = RateMeter()
-        # pionpub given: publish through it (config `publisher = "pion"`), else libwebrtc.
+        # pionpub given (config `publisher` "pion", or "auto" with pionpub installed):
+        # publish through it, else through libwebrtc.
         self.publisher: Publisher = (
             PionPublisher(camera_id, server.edge_token, source.request_keyframe, binary=pionpub)
             if pionpub is not None
